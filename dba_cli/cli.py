@@ -1,0 +1,203 @@
+"""The `dba` command line: thin commands that parse options and call the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .config import DEFAULT_LR, METHODS, RunConfig
+from .data.mnist import DATA_DIR_ENV, load_mnist
+from .data.subsets import SUBSET_HELP
+from .devices import DEVICE_HELP, resolve_device
+from .errors import ConfigError, DBAError
+from .io import write_json_atomic
+from .models import ACTIVATIONS
+from .train import EpochRecord, train
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Reproduce 'Dynamic Batch Adaptation' (arXiv:2208.00815) on MNIST: DBA against SGD and Adam.",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+DataDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data-dir",
+        envvar=DATA_DIR_ENV,
+        help="Folder with the four MNIST IDX files (gzip or raw, or torchvision's MNIST/raw layout). "
+        "Default: the verified copy shipped with dba.",
+        show_default=False,
+    ),
+]
+DeviceOption = Annotated[str, typer.Option("--device", help=f"Where to train: {DEVICE_HELP}.")]
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show user-fixable errors as one message with exit code 2, Ctrl-C as exit code 130."""
+    try:
+        yield
+    except DBAError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]Interrupted.[/]")
+        raise typer.Exit(code=130) from None
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"hidden: {text!r} must be comma-separated integers, e.g. 512 or 512,256.") from None
+    return widths
+
+
+def epoch_progress(total: int, description: str) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"dba {version('dba-cli')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def cli(
+    version: Annotated[
+        bool, typer.Option("--version", callback=show_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Reproduce 'Dynamic Batch Adaptation' (arXiv:2208.00815) on MNIST: DBA against SGD and Adam."""
+
+
+@app.command()
+def run(
+    data: Annotated[str, typer.Option(help=f"Training subset: {SUBSET_HELP}.")] = "10-per-class",
+    method: Annotated[str, typer.Option(help=f"Training method: {', '.join(METHODS)}.")] = "sgd",
+    epochs: Annotated[int, typer.Option(help="Passes over the training subset.")] = 50,
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 64,
+    lr: Annotated[
+        Optional[float],
+        typer.Option(help=f"Learning rate. Default: {', '.join(f'{k} {v}' for k, v in DEFAULT_LR.items())}.", show_default=False),
+    ] = None,
+    momentum: Annotated[float, typer.Option(help="SGD momentum (0 = plain SGD; ignored by Adam).")] = 0.0,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
+    hidden: Annotated[str, typer.Option(help="Hidden layer widths, comma-separated: 512 or 512,256.")] = "512",
+    activation: Annotated[str, typer.Option(help=f"Hidden activation: {', '.join(ACTIVATIONS)}.")] = "relu",
+    seed: Annotated[int, typer.Option(help="Seed for the subset, the initial weights and the batch order.")] = 0,
+    device: DeviceOption = "auto",
+    data_dir: DataDirOption = None,
+    output: Annotated[
+        Optional[Path], typer.Option(help="Also save the full result (config, subset, per-epoch history) to this JSON file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON result on stdout.")] = False,
+) -> None:
+    """Train one MLP on MNIST and print its final test accuracy."""
+    with user_errors():
+        config = RunConfig(
+            data=data, method=method, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+            weight_decay=weight_decay, hidden=parse_hidden(hidden), activation=activation, seed=seed,
+        )
+        torch_device = resolve_device(device)
+        mnist = load_mnist(data_dir)
+        label = f"{config.method} on {config.data}"
+        with epoch_progress(config.epochs, label) as progress:
+            task = progress.add_task(label, total=config.epochs, status="")
+
+            def on_epoch(record: EpochRecord) -> None:
+                status = f"loss {record.train_loss:.4f}  test acc {record.test_accuracy:.2f}%"
+                progress.update(task, advance=1, status=status)
+
+            result = train(config, mnist, torch_device, on_epoch=on_epoch)
+        summary = result.to_dict()
+        if output is not None:
+            write_json_atomic(output, summary)
+        if as_json:
+            summary.pop("subset_indices")
+            sys.stdout.write(json.dumps(summary) + "\n")
+        else:
+            typer.echo(
+                f"final test accuracy: {result.final_test_accuracy:.2f}% "
+                f"({config.method}, {config.data}, {config.epochs} epochs, lr {config.lr}, seed {config.seed}, "
+                f"{result.device}, {result.train_seconds:.1f}s training)"
+            )
+
+
+data_app = typer.Typer(no_args_is_help=True, help="The MNIST files: where they come from and whether they verify.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+def data_check(data_dir: DataDirOption = None) -> None:
+    """Load MNIST, verify all four files by content checksum, and report the load time."""
+    import time
+
+    from .data.mnist import default_cache_dir, resolve_data_dir
+
+    with user_errors():
+        cache = default_cache_dir()
+        started = time.perf_counter()
+        mnist = load_mnist(data_dir)
+        seconds = time.perf_counter() - started
+        typer.echo(f"source: {resolve_data_dir(data_dir)}")
+        typer.echo(f"cache:  {cache / 'mnist'}")
+        typer.echo(
+            f"verified: {len(mnist.train_labels)} training and {len(mnist.test_labels)} test images "
+            f"(MD5 of uncompressed content) in {seconds:.3f}s"
+        )
+
+
+bench_app = typer.Typer(no_args_is_help=True, help="Timing benchmarks, each measured as ratios in one run.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    repeats: Annotated[int, typer.Option(min=1, help="Rounds; each round times one epoch of every pipeline.")] = 3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Mini-batch size.")] = 64,
+    hidden: Annotated[int, typer.Option(min=1, help="Hidden width of the 784-H-10 MLP.")] = 512,
+    num_workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes for the torchvision pipelines.")] = 0,
+    device: DeviceOption = "cpu",
+    data_dir: DataDirOption = None,
+) -> None:
+    """One epoch of full-MNIST SGD: our tensor pipeline against torchvision + ToTensor + DataLoader."""
+    from .pipeline_bench import compare_pipelines
+
+    with user_errors():
+        torch_device = resolve_device(device)
+        mnist = load_mnist(data_dir)
+        with epoch_progress(repeats, "rounds") as progress:
+            task = progress.add_task("benchmark rounds", total=repeats, status="")
+            timing = compare_pipelines(
+                mnist, torch_device, repeats=repeats, batch_size=batch_size, hidden=hidden,
+                num_workers=num_workers, data_dir=data_dir, on_round=lambda: progress.advance(task),
+            )
+        typer.echo(timing.table())
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,38 @@
+"""Choosing the device: `auto` picks CUDA when present, asking for CUDA without one is an error."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import DeviceError
+
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn a user's device string into a usable torch.device, or raise DeviceError."""
+    value = name.strip().lower()
+    if value == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if value == "cpu":
+        return torch.device("cpu")
+    if value == "cuda" or value.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device: {name!r} was requested but no CUDA GPU is available "
+                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). "
+                "Fix: use --device cpu or --device auto."
+            )
+        device = torch.device(value)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device: {name!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
+            )
+        return device
+    raise DeviceError(f"device: {name!r} is not a device. Use {DEVICE_HELP}.")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work so that wall-clock timings are honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,175 @@
+"""The training procedure: one run of one method on one subset, read top to bottom.
+
+Speed comes from keeping the whole (sub)set as one standardised float tensor on
+the device and indexing mini-batches out of it: no per-sample Python
+transforms, no DataLoader workers. The test set is evaluated in one pass after
+every epoch; evaluation time is kept apart from training time.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import RunConfig
+from .data.mnist import MNIST, to_features
+from .data.subsets import draw_subset, indices_hash, parse_subset
+from .devices import synchronize
+from .models import build_mlp
+from .seeding import derive_seed
+
+
+@dataclass
+class TrainData:
+    """Device tensors for one run, and the subset they were drawn from."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    indices: torch.Tensor  # into the MNIST training set, sorted
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    test_loss: float
+    test_accuracy: float
+    train_seconds: float
+    eval_seconds: float
+
+
+@dataclass
+class RunResult:
+    """Everything a result file needs about one finished run."""
+
+    config: dict
+    device: str
+    subset_size: int
+    subset_hash: str
+    subset_indices: list[int]
+    history: list[EpochRecord] = field(default_factory=list)
+    versions: dict = field(default_factory=dict)
+
+    @property
+    def final_test_accuracy(self) -> float:
+        return self.history[-1].test_accuracy
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(record.train_seconds for record in self.history)
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["final_test_accuracy"] = self.final_test_accuracy
+        values["train_seconds"] = self.train_seconds
+        values["eval_seconds"] = sum(record.eval_seconds for record in self.history)
+        return values
+
+
+StepFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def prepare_data(mnist: MNIST, config: RunConfig, device: torch.device) -> TrainData:
+    """Draw the run's subset and move standardised features to the device once."""
+    indices = draw_subset(mnist.train_labels, parse_subset(config.data), config.seed)
+    return TrainData(
+        x_train=to_features(mnist.train_images[indices]).to(device),
+        y_train=mnist.train_labels[indices].to(device),
+        x_test=to_features(mnist.test_images).to(device),
+        y_test=mnist.test_labels.to(device),
+        indices=indices,
+    )
+
+
+def make_optimizer(params, config: RunConfig) -> torch.optim.Optimizer:
+    """SGD (optionally with momentum) or Adam, with the config's learning rate.
+
+    Adam uses the fused kernel (CPU and CUDA): about 1.4x faster per step here.
+    """
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+
+
+def make_step(model: nn.Module, config: RunConfig) -> StepFn:
+    """A function doing one optimisation step on a mini-batch, returning its mean loss."""
+    optimizer = make_optimizer(model.parameters(), config)
+
+    def step(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def train_epoch(step: StepFn, data: TrainData, batch_size: int, generator: torch.Generator) -> float:
+    """One pass over the training subset in a seeded random order; the mean training loss."""
+    n = len(data.y_train)
+    order = torch.randperm(n, generator=generator).to(data.x_train.device)
+    total = torch.zeros((), device=data.x_train.device)
+    for start in range(0, n, batch_size):
+        batch = order[start : start + batch_size]
+        total += step(data.x_train[batch], data.y_train[batch]) * len(batch)
+    return total.item() / n
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (in %) on a whole set."""
+    loss = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for start in range(0, len(y), chunk):
+        logits = model(x[start : start + chunk])
+        target = y[start : start + chunk]
+        loss += F.cross_entropy(logits, target, reduction="sum")
+        correct += (logits.argmax(dim=1) == target).sum()
+    return loss.item() / len(y), 100.0 * correct.item() / len(y)
+
+
+def library_versions() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__}
+
+
+def train(
+    config: RunConfig,
+    mnist: MNIST,
+    device: torch.device,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> RunResult:
+    """Train one model as the config says; evaluate on the full test set after every epoch."""
+    data = prepare_data(mnist, config, device)
+    model = build_mlp(config.hidden, config.activation, seed=config.seed).to(device)
+    step = make_step(model, config)
+    generator = torch.Generator().manual_seed(derive_seed(config.seed, "batches"))
+    result = RunResult(
+        config=config.to_dict(),
+        device=str(device),
+        subset_size=len(data.indices),
+        subset_hash=indices_hash(data.indices),
+        subset_indices=data.indices.tolist(),
+        versions=library_versions(),
+    )
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        train_loss = train_epoch(step, data, config.batch_size, generator)
+        synchronize(device)
+        trained = time.perf_counter()
+        model.eval()
+        test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
+        record = EpochRecord(epoch, train_loss, test_loss, test_accuracy, trained - started, time.perf_counter() - trained)
+        result.history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    return result

@@ -1,0 +1,76 @@
+"""The CLI end to end through Typer's CliRunner, on real data."""
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from dba_cli.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands_and_explains_options():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "run" in result.output and "bench" in result.output
+    result = runner.invoke(app, ["run", "--help"])
+    assert result.exit_code == 0
+    for option in ("--data", "--method", "--epochs", "--lr", "--hidden", "--seed", "--device", "--data-dir", "--json"):
+        assert option in result.output
+
+
+def test_run_prints_final_accuracy():
+    result = runner.invoke(app, ["run", "--epochs", "2", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "final test accuracy:" in result.stdout
+
+
+def test_run_json_is_one_parseable_result(tmp_path):
+    out = tmp_path / "run.json"
+    args = ["run", "--data", "10-per-class", "--method", "adam", "--epochs", "3", "--lr", "0.002",
+            "--hidden", "128,64", "--seed", "4", "--device", "cpu", "--json", "--output", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["config"]["method"] == "adam" and summary["config"]["hidden"] == [128, 64]
+    assert summary["config"]["lr"] == 0.002 and summary["config"]["seed"] == 4
+    assert len(summary["history"]) == 3
+    assert summary["final_test_accuracy"] == summary["history"][-1]["test_accuracy"] > 20
+    assert summary["device"] == "cpu"
+    saved = json.loads(out.read_text())
+    assert len(saved["subset_indices"]) == 100 and saved["subset_hash"] == summary["subset_hash"]
+
+
+def test_cuda_without_gpu_is_a_clear_error_with_exit_code_2():
+    if torch.cuda.is_available():
+        return
+    result = runner.invoke(app, ["run", "--device", "cuda", "--epochs", "1"])
+    assert result.exit_code == 2
+    assert "no CUDA GPU is available" in result.output and "--device cpu" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_values_give_one_message_naming_the_field_and_exit_2(tmp_path):
+    for args, expected in [
+        (["--data", "lots"], "data:"),
+        (["--method", "rmsprop"], "method:"),
+        (["--hidden", "512,abc"], "hidden:"),
+        (["--epochs", "0"], "epochs:"),
+        (["--data-dir", str(tmp_path / "missing")], "does not exist"),
+        (["--device", "tpu"], "device:"),
+    ]:
+        result = runner.invoke(app, ["run", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert expected in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_corrupted_data_dir_through_the_cli(tmp_path):
+    from tests.test_mnist import copy_files
+
+    folder = copy_files(tmp_path / "data", compress=False)
+    target = folder / "train-labels-idx1-ubyte"
+    target.write_bytes(target.read_bytes()[:-1] + b"\x09")
+    result = runner.invoke(app, ["run", "--epochs", "1", "--device", "cpu"], env={"DBA_DATA_DIR": str(folder)})
+    assert result.exit_code == 2
+    assert "failed its checksum" in result.output and "train-labels-idx1-ubyte" in result.output

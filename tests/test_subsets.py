@@ -1,0 +1,55 @@
+"""Training subsets: class counts, determinism, and no test image in training."""
+
+import pytest
+import torch
+
+from dba_cli.config import RunConfig
+from dba_cli.data.mnist import to_features
+from dba_cli.data.subsets import draw_subset, indices_hash, parse_subset
+from dba_cli.errors import ConfigError
+from dba_cli.train import prepare_data
+
+
+@pytest.mark.parametrize(
+    "name, per_class", [("10-per-class", 10), ("1pct", 60), ("1%", 60), ("0.01", 60), ("5-per-class", 5)]
+)
+def test_stratified_subsets_have_equal_class_counts(mnist, name, per_class):
+    indices = draw_subset(mnist.train_labels, parse_subset(name), seed=3)
+    assert len(indices) == 10 * per_class
+    assert mnist.train_labels[indices].bincount(minlength=10).tolist() == [per_class] * 10
+    assert len(set(indices.tolist())) == len(indices)
+    assert torch.equal(indices, indices.sort().values)
+
+
+def test_full_is_the_whole_training_set(mnist):
+    assert torch.equal(draw_subset(mnist.train_labels, parse_subset("full"), seed=0), torch.arange(60000))
+
+
+@pytest.mark.parametrize("name", ["10-per-class", "1pct"])
+def test_subsets_are_deterministic_per_seed_and_differ_across_seeds(mnist, name):
+    spec = parse_subset(name)
+    first = draw_subset(mnist.train_labels, spec, seed=0)
+    assert torch.equal(first, draw_subset(mnist.train_labels, spec, seed=0))
+    assert indices_hash(first) == indices_hash(draw_subset(mnist.train_labels, spec, seed=0))
+    other = draw_subset(mnist.train_labels, spec, seed=1)
+    assert not torch.equal(first, other)
+    assert indices_hash(first) != indices_hash(other)
+
+
+def test_training_tensors_are_exactly_the_recorded_training_images(mnist):
+    data = prepare_data(mnist, RunConfig(data="10-per-class", seed=5), torch.device("cpu"))
+    assert data.indices.max() < 60000
+    assert torch.equal(data.x_train, to_features(mnist.train_images[data.indices]))
+    assert torch.equal(data.y_train, mnist.train_labels[data.indices])
+    # No training row is a test image: compare raw pixels of every training row with the test set.
+    train_rows = mnist.train_images[data.indices].reshape(len(data.indices), -1).to(torch.int32)
+    test_rows = mnist.test_images.reshape(10000, -1).to(torch.int32)
+    distances = torch.cdist(train_rows.float(), test_rows.float())
+    assert distances.min() > 0
+    assert torch.equal(data.x_test, to_features(mnist.test_images))
+
+
+@pytest.mark.parametrize("bad", ["", "half", "0-per-class", "0pct", "150pct", "2.5", "-1"])
+def test_bad_subset_names_are_rejected_with_the_accepted_forms(bad):
+    with pytest.raises(ConfigError, match="per-class"):
+        parse_subset(bad)
