@@ -9,7 +9,6 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 install:  ## create .venv and install dba with its test tools
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
 	$(PY) -m pip install -q -e ".[test]"
 	@echo "installed: run 'make test', then '$(VENV)/bin/dba --help'"

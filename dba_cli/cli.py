@@ -64,7 +64,8 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
-def epoch_progress(total: int, description: str) -> Progress:
+def make_progress() -> Progress:
+    """A progress display on stderr, so that stdout stays clean for --json."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -125,7 +126,7 @@ def run(
         torch_device = resolve_device(device)
         mnist = load_mnist(data_dir)
         label = f"{config.method} on {config.data}"
-        with epoch_progress(config.epochs, label) as progress:
+        with make_progress() as progress:
             task = progress.add_task(label, total=config.epochs, status="")
 
             def on_epoch(record: EpochRecord) -> None:
@@ -190,7 +191,7 @@ def bench_pipeline(
     with user_errors():
         torch_device = resolve_device(device)
         mnist = load_mnist(data_dir)
-        with epoch_progress(repeats, "rounds") as progress:
+        with make_progress() as progress:
             task = progress.add_task("benchmark rounds", total=repeats, status="")
             timing = compare_pipelines(
                 mnist, torch_device, repeats=repeats, batch_size=batch_size, hidden=hidden,
