@@ -20,7 +20,7 @@ test-cuda:  ## only the CUDA tests
 	$(PY) -m pytest -q -m cuda
 
 bench-pipeline:  ## one epoch of full-MNIST SGD: our tensor pipeline vs torchvision + DataLoader
-	$(VENV)/bin/dba bench-pipeline
+	$(VENV)/bin/dba bench pipeline
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

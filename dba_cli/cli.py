@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .config import DEFAULT_LR, METHODS, RunConfig
+from .config import DEFAULT_LR, METHODS, run_config
 from .data.mnist import DATA_DIR_ENV, load_mnist
 from .data.subsets import SUBSET_HELP
 from .devices import DEVICE_HELP, resolve_device
@@ -95,6 +95,10 @@ def cli(
     """Reproduce 'Dynamic Batch Adaptation' (arXiv:2208.00815) on MNIST: DBA against SGD and Adam."""
 
 
+DBA_PANEL = "DBA (only with --method dba)"
+OUT_PANEL = "Device, data and output"
+
+
 @app.command()
 def run(
     data: Annotated[str, typer.Option(help=f"Training subset: {SUBSET_HELP}.")] = "10-per-class",
@@ -103,26 +107,61 @@ def run(
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 64,
     lr: Annotated[
         Optional[float],
-        typer.Option(help=f"Learning rate. Default: {', '.join(f'{k} {v}' for k, v in DEFAULT_LR.items())}.", show_default=False),
+        typer.Option(
+            help=f"Learning rate. Default by optimizer: {', '.join(f'{k} {v}' for k, v in DEFAULT_LR.items())}.",
+            show_default=False,
+        ),
     ] = None,
     momentum: Annotated[float, typer.Option(help="SGD momentum (0 = plain SGD; ignored by Adam).")] = 0.0,
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
     hidden: Annotated[str, typer.Option(help="Hidden layer widths, comma-separated: 512 or 512,256.")] = "512",
     activation: Annotated[str, typer.Option(help=f"Hidden activation: {', '.join(ACTIVATIONS)}.")] = "relu",
     seed: Annotated[int, typer.Option(help="Seed for the subset, the initial weights and the batch order.")] = 0,
-    device: DeviceOption = "auto",
-    data_dir: DataDirOption = None,
-    output: Annotated[
-        Optional[Path], typer.Option(help="Also save the full result (config, subset, per-epoch history) to this JSON file.")
+    base: Annotated[
+        Optional[str], typer.Option(help="Optimizer that applies DBA's gradient: sgd or adam. (default: sgd)", rich_help_panel=DBA_PANEL, show_default=False)
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON result on stdout.")] = False,
+    metric: Annotated[
+        Optional[str],
+        typer.Option(help="Subset metric: variance, mean_variance, snr, mean_norm, cosine. (default: variance)", rich_help_panel=DBA_PANEL, show_default=False),
+    ] = None,
+    direction: Annotated[
+        Optional[str], typer.Option(help="minimize or maximize the metric. (default: minimize)", rich_help_panel=DBA_PANEL, show_default=False)
+    ] = None,
+    min_size: Annotated[
+        Optional[int], typer.Option(help="Smallest subset kept per layer. (default: 1, the literal reading)", rich_help_panel=DBA_PANEL, show_default=False)
+    ] = None,
+    max_removals: Annotated[
+        Optional[int], typer.Option(help="Most samples removed per layer and step. (default: no limit)", rich_help_panel=DBA_PANEL, show_default=False)
+    ] = None,
+    reduction: Annotated[
+        Optional[str],
+        typer.Option(help="Layer gradient: mean (mean over kept) or sum_over_batch (sum over kept / batch size). (default: mean)", rich_help_panel=DBA_PANEL, show_default=False),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help=f"Where to train: {DEVICE_HELP}.", rich_help_panel=OUT_PANEL)] = "auto",
+    data_dir: Annotated[
+        Optional[Path],
+        typer.Option("--data-dir", envvar=DATA_DIR_ENV, rich_help_panel=OUT_PANEL, show_default=False,
+                     help="Folder with the four MNIST IDX files (gzip or raw, or torchvision's MNIST/raw layout). Default: the verified copy shipped with dba."),
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option(help="Also save the full result (config, subset, per-epoch history) to this JSON file.", rich_help_panel=OUT_PANEL)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON result on stdout.", rich_help_panel=OUT_PANEL)] = False,
 ) -> None:
     """Train one MLP on MNIST and print its final test accuracy."""
     with user_errors():
-        config = RunConfig(
+        values = dict(
             data=data, method=method, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
             weight_decay=weight_decay, hidden=parse_hidden(hidden), activation=activation, seed=seed,
         )
+        dba = {key: value for key, value in dict(
+            metric=metric, direction=direction, min_size=min_size, max_removals=max_removals, reduction=reduction
+        ).items() if value is not None}
+        if base is not None:
+            values["base"] = base
+        if dba:
+            values["dba"] = dba
+        config = run_config(**values)
         torch_device = resolve_device(device)
         mnist = load_mnist(data_dir)
         label = f"{config.method} on {config.data}"

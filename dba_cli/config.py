@@ -1,89 +1,185 @@
 """The validated configuration of one training run.
 
-Every entry point (the CLI's `run`, recipes, Python users) builds a `RunConfig`;
-invalid values raise `ConfigError` naming the field, so nothing starts training
-on a bad value. The resolved config is saved with every result.
+Every entry point (`dba run`, recipes, Python users) builds a `RunConfig`.
+Validation is pydantic's; `config_error` turns its report into one message per
+problem that names the field path (and the file, for recipes) and, for an
+unknown key, suggests the nearest known one. Nothing trains on a bad value.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+import difflib
+import math
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .data.subsets import parse_subset
 from .errors import ConfigError
-from .models import ACTIVATIONS
 
 OPTIMIZERS = ("sgd", "adam")
-METHODS = OPTIMIZERS  # DBA joins in the engine issue
+METHODS = ("sgd", "adam", "dba")
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.001}
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """One run: data subset, model, optimizer, schedule and seed."""
+def number(value: Any) -> Any:
+    """Accept ints, floats and numeric text (YAML 1.1 reads `1e-3` as text); never booleans or NaN."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"must be a number, got {value!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Int = Annotated[int, Field(strict=True)]
+Float = Annotated[float, BeforeValidator(number)]
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DBASettings(Strict):
+    """How DBA picks each layer's subset (see docs/dba-method.md)."""
+
+    metric: Literal["variance", "mean_variance", "snr", "mean_norm", "cosine"] = "variance"
+    direction: Literal["minimize", "maximize"] = "minimize"
+    min_size: Int = Field(1, ge=1)
+    max_removals: Int | None = Field(None, ge=0)
+    reduction: Literal["mean", "sum_over_batch"] = "mean"
+    unbiased: bool = False
+
+    def to_engine(self):
+        """The engine's own config object."""
+        from .dba import DBAConfig
+
+        return DBAConfig(**self.model_dump())
+
+
+class RunConfig(Strict):
+    """One run: data subset, model, method (optimizer, DBA settings), schedule and seed."""
 
     data: str = "10-per-class"
-    method: str = "sgd"
-    epochs: int = 50
-    batch_size: int = 64
-    lr: float | None = None  # None: the optimizer's default (DEFAULT_LR)
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    hidden: tuple[int, ...] = (512,)
-    activation: str = "relu"
-    seed: int = 0
+    method: Literal["sgd", "adam", "dba"] = "sgd"
+    base: Literal["sgd", "adam"] = "sgd"  # the optimizer that applies DBA's gradient
+    lr: Float = Field(0.1, gt=0)  # default: DEFAULT_LR of the optimizer
+    momentum: Float = Field(0.0, ge=0, lt=1)
+    weight_decay: Float = Field(0.0, ge=0)
+    hidden: list[Annotated[Int, Field(ge=1)]] = Field(default_factory=lambda: [512], min_length=1)
+    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
+    epochs: Int = Field(50, ge=1)
+    batch_size: Int = Field(64, ge=1)
+    seed: Int = Field(0, ge=0)
+    dba: DBASettings | None = None  # required (defaults filled in) for method dba only
 
-    def __post_init__(self) -> None:
-        parse_subset(self.data)  # raises ConfigError with the accepted forms
-        check_choice("method", self.method, METHODS)
-        check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        check_int("epochs", self.epochs, minimum=1)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("seed", self.seed, minimum=0)
-        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden: {self.hidden!r} must be one or more positive layer widths, e.g. 512 or 512,256.")
-        object.__setattr__(self, "hidden", tuple(self.hidden))
-        if self.lr is None:
-            object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
-        check_float("lr", self.lr, minimum=0.0, inclusive=False)
-        check_float("momentum", self.momentum, minimum=0.0, maximum=1.0, inclusive=True)
-        check_float("weight_decay", self.weight_decay, minimum=0.0, inclusive=True)
+    @model_validator(mode="before")
+    @classmethod
+    def fill_defaults(cls, values: Any) -> Any:
+        """Default lr from the optimizer; default DBA settings for method dba."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        method = values.get("method", "sgd")
+        optimizer = values.get("base", "sgd") if method == "dba" else method
+        if values.get("lr") is None and optimizer in DEFAULT_LR:
+            values["lr"] = DEFAULT_LR[optimizer]
+        if method == "dba" and values.get("dba") is None:
+            values["dba"] = {}
+        return values
+
+    @field_validator("data")
+    @classmethod
+    def known_subset(cls, value: str) -> str:
+        try:
+            parse_subset(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix(f"data: {value!r} ")) from None
+        return value
+
+    @model_validator(mode="after")
+    def dba_only_for_dba(self) -> RunConfig:
+        if self.dba is not None and self.method != "dba":
+            raise ValueError(f"dba settings were given but method is {self.method!r}; use method dba or drop them")
+        return self
 
     @property
     def optimizer(self) -> str:
         """The torch optimizer that applies the update."""
-        return self.method
+        return self.base if self.method == "dba" else self.method
 
     def to_dict(self) -> dict:
         """Plain JSON-able values, as saved with each run."""
-        values = dataclasses.asdict(self)
-        values["hidden"] = list(self.hidden)
+        values = self.model_dump()
+        if self.method != "dba":
+            values.pop("base")
+            values.pop("dba")
         return values
 
     def replace(self, **changes) -> RunConfig:
-        return dataclasses.replace(self, **changes)
+        return make_config(RunConfig, {**self.model_dump(), **changes})
 
 
-def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(allowed)}.")
+def make_config(model: type[BaseModel], values: dict, source: str | None = None):
+    """Validate `values` into `model`, or raise ConfigError naming each bad field."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise config_error(exc, model, source) from None
 
 
-def check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name}: {value!r} must be an integer >= {minimum}.")
+def run_config(**values) -> RunConfig:
+    """Shorthand for Python users and tests: `run_config(method="adam", epochs=3)`."""
+    return make_config(RunConfig, values)
 
 
-def check_float(
-    name: str, value: float, minimum: float, maximum: float | None = None, inclusive: bool = True
-) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-    if ok:
-        ok = value >= minimum if inclusive else value > minimum
-        ok = ok and (maximum is None or value <= maximum)
-    if not ok:
-        bound = f">= {minimum}" if inclusive else f"> {minimum}"
-        if maximum is not None:
-            bound += f" and <= {maximum}"
-        raise ConfigError(f"{name}: {value!r} must be a number {bound}.")
+def config_error(exc: ValidationError, model: type[BaseModel], source: str | None = None) -> ConfigError:
+    """One line per problem: `[file: ]field.path: what is wrong (got X)`."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            known = known_fields(model, error["loc"][:-1])
+            close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1, cutoff=0.6)
+            message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
+            message += f" Known keys here: {', '.join(known)}."
+        elif error["type"] != "missing" and "input" in error and not isinstance(error["input"], dict):
+            message += f" (got {error['input']!r})"
+        prefix = f"{source}: " if source else ""
+        lines.append(f"{prefix}{path}: {message}")
+    return ConfigError("\n".join(lines))
+
+
+def known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the (nested) model found at `loc`; [] when it cannot be followed."""
+    current: type[BaseModel] | None = model
+    skip_key = False
+    for part in loc:
+        if skip_key:  # the free key of a dict of models, like a recipe's method names
+            skip_key = False
+            continue
+        field = current.model_fields.get(part) if current is not None else None
+        if field is None:
+            return []
+        current, skip_key = nested_model(field.annotation)
+    return list(current.model_fields) if current is not None else []
+
+
+def nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model inside `X`, `X | None` or `dict[str, X]`, and whether a dict key comes first."""
+    if get_origin(annotation) is dict:
+        return nested_model(get_args(annotation)[1])[0], True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    for arg in get_args(annotation):
+        found, keyed = nested_model(arg)
+        if found is not None:
+            return found, keyed
+    return None, False

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig
+from .config import RunConfig, run_config
 from .data.mnist import FILES, MNIST, PIXEL_MEAN, PIXEL_STD, default_cache_dir, load_verified, resolve_data_dir
 from .devices import synchronize
 from .models import build_mlp
@@ -75,7 +75,7 @@ def write_torchvision_layout(root: Path, data_dir: Path | None) -> None:
 
 def epoch_ours(mnist: MNIST, config: RunConfig, device: torch.device) -> float:
     data = prepare_data(mnist, config, device)
-    model = build_mlp(config.hidden, seed=config.seed).to(device)
+    model = build_mlp(tuple(config.hidden), seed=config.seed).to(device)
     step = make_step(model, config)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, "batches"))
     synchronize(device)
@@ -101,7 +101,7 @@ def epoch_torchvision(
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(config.seed),
     )
-    model = build_mlp(config.hidden, seed=config.seed).to(device)
+    model = build_mlp(tuple(config.hidden), seed=config.seed).to(device)
     step = make_step(model, config)
     synchronize(device)
     started = time.perf_counter()
@@ -122,7 +122,7 @@ def compare_pipelines(
     on_round=None,
 ) -> PipelineTiming:
     """Alternate one epoch of each pipeline `repeats` times; time the training epoch only."""
-    config = RunConfig(data="full", method="sgd", lr=0.1, batch_size=batch_size, hidden=(hidden,), epochs=1)
+    config = run_config(data="full", method="sgd", lr=0.1, batch_size=batch_size, hidden=[hidden], epochs=1)
     timing = PipelineTiming({"ours": [], **{name: [] for name in REFERENCES}}, num_workers, batch_size, hidden)
     with tempfile.TemporaryDirectory(prefix="dba-torchvision-") as tmp:
         write_torchvision_layout(Path(tmp), data_dir)

@@ -44,6 +44,7 @@ class EpochRecord:
     test_accuracy: float
     train_seconds: float
     eval_seconds: float
+    kept: dict[str, dict[str, float]] | None = None  # DBA only: layer -> mean/min/max kept subset size
 
 
 @dataclass
@@ -74,7 +75,9 @@ class RunResult:
         return values
 
 
-StepFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# One optimisation step on a mini-batch: its mean loss (a 0-dim tensor, left on the
+# device to avoid a sync) and, for DBA, the kept subset size per layer.
+StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, int] | None]]
 
 
 def prepare_data(mnist: MNIST, config: RunConfig, device: torch.device) -> TrainData:
@@ -100,28 +103,52 @@ def make_optimizer(params, config: RunConfig) -> torch.optim.Optimizer:
 
 
 def make_step(model: nn.Module, config: RunConfig) -> StepFn:
-    """A function doing one optimisation step on a mini-batch, returning its mean loss."""
+    """The step function of the config's method: plain SGD/Adam, or DBA over SGD/Adam."""
     optimizer = make_optimizer(model.parameters(), config)
+    if config.method == "dba":
+        from .dba import DBA
 
-    def step(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        engine = DBA(model, optimizer, config.dba.to_engine())
+
+        def dba_step(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, int]]:
+            result = engine.step(inputs, targets)
+            return result.loss, result.kept
+
+        return dba_step
+
+    def step(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, None]:
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(inputs), targets)
         loss.backward()
         optimizer.step()
-        return loss.detach()
+        return loss.detach(), None
 
     return step
 
 
-def train_epoch(step: StepFn, data: TrainData, batch_size: int, generator: torch.Generator) -> float:
-    """One pass over the training subset in a seeded random order; the mean training loss."""
+def train_epoch(
+    step: StepFn, data: TrainData, batch_size: int, generator: torch.Generator
+) -> tuple[float, dict[str, dict[str, float]] | None]:
+    """One pass over the training subset in a seeded random order.
+
+    Returns the mean training loss and, for DBA, each layer's kept subset size
+    over the epoch's steps (mean, min, max).
+    """
     n = len(data.y_train)
     order = torch.randperm(n, generator=generator).to(data.x_train.device)
     total = torch.zeros((), device=data.x_train.device)
+    kept_sizes: dict[str, list[int]] = {}
     for start in range(0, n, batch_size):
         batch = order[start : start + batch_size]
-        total += step(data.x_train[batch], data.y_train[batch]) * len(batch)
-    return total.item() / n
+        loss, kept = step(data.x_train[batch], data.y_train[batch])
+        total += loss * len(batch)
+        for layer, size in (kept or {}).items():
+            kept_sizes.setdefault(layer, []).append(size)
+    summary = {
+        layer: {"mean": sum(sizes) / len(sizes), "min": min(sizes), "max": max(sizes)}
+        for layer, sizes in kept_sizes.items()
+    }
+    return total.item() / n, summary or None
 
 
 @torch.no_grad()
@@ -149,7 +176,7 @@ def train(
 ) -> RunResult:
     """Train one model as the config says; evaluate on the full test set after every epoch."""
     data = prepare_data(mnist, config, device)
-    model = build_mlp(config.hidden, config.activation, seed=config.seed).to(device)
+    model = build_mlp(tuple(config.hidden), config.activation, seed=config.seed).to(device)
     step = make_step(model, config)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, "batches"))
     result = RunResult(
@@ -163,12 +190,14 @@ def train(
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         model.train()
-        train_loss = train_epoch(step, data, config.batch_size, generator)
+        train_loss, kept = train_epoch(step, data, config.batch_size, generator)
         synchronize(device)
         trained = time.perf_counter()
         model.eval()
         test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
-        record = EpochRecord(epoch, train_loss, test_loss, test_accuracy, trained - started, time.perf_counter() - trained)
+        record = EpochRecord(
+            epoch, train_loss, test_loss, test_accuracy, trained - started, time.perf_counter() - trained, kept
+        )
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)

@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from dba_cli.config import RunConfig
+from dba_cli.config import run_config
 from dba_cli.train import train
 
 pytestmark = pytest.mark.cuda
 
 
 def test_cuda_training_matches_cpu_closely(mnist):
-    config = RunConfig(data="10-per-class", epochs=5, seed=0)
+    config = run_config(data="10-per-class", epochs=5, seed=0)
     cpu = train(config, mnist, torch.device("cpu"))
     gpu = train(config, mnist, torch.device("cuda"))
     assert gpu.device.startswith("cuda")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dba_cli.config import RunConfig
+from dba_cli.config import run_config
 from dba_cli.data.mnist import to_features
 from dba_cli.data.subsets import draw_subset, indices_hash, parse_subset
 from dba_cli.errors import ConfigError
@@ -37,7 +37,7 @@ def test_subsets_are_deterministic_per_seed_and_differ_across_seeds(mnist, name)
 
 
 def test_training_tensors_are_exactly_the_recorded_training_images(mnist):
-    data = prepare_data(mnist, RunConfig(data="10-per-class", seed=5), torch.device("cpu"))
+    data = prepare_data(mnist, run_config(data="10-per-class", seed=5), torch.device("cpu"))
     assert data.indices.max() < 60000
     assert torch.equal(data.x_train, to_features(mnist.train_images[data.indices]))
     assert torch.equal(data.y_train, mnist.train_labels[data.indices])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dba_cli.config import RunConfig
+from dba_cli.config import run_config
 from dba_cli.errors import ConfigError
 from dba_cli.models import build_mlp
 from dba_cli.train import train
@@ -13,7 +13,7 @@ CPU = torch.device("cpu")
 
 @pytest.mark.parametrize("method, lr", [("sgd", 0.1), ("adam", 1e-3)])
 def test_sgd_and_adam_learn_well_above_chance_on_10_per_class(mnist, method, lr):
-    result = train(RunConfig(data="10-per-class", method=method, lr=lr, epochs=8, batch_size=32), mnist, CPU)
+    result = train(run_config(data="10-per-class", method=method, lr=lr, epochs=8, batch_size=32), mnist, CPU)
     losses = [record.train_loss for record in result.history]
     assert losses[-1] < 0.5 * losses[0]
     assert result.final_test_accuracy > 55.0  # chance is 10%
@@ -21,7 +21,7 @@ def test_sgd_and_adam_learn_well_above_chance_on_10_per_class(mnist, method, lr)
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(mnist):
-    config = RunConfig(data="10-per-class", method="sgd", momentum=0.9, lr=0.05, epochs=3, seed=7)
+    config = run_config(data="10-per-class", method="sgd", momentum=0.9, lr=0.05, epochs=3, seed=7)
     first, second = train(config, mnist, CPU), train(config, mnist, CPU)
     fields = ("train_loss", "test_loss", "test_accuracy")
     assert [[getattr(r, f) for f in fields] for r in first.history] == [
@@ -33,7 +33,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(mnist):
 
 
 def test_partial_last_batch_and_batch_larger_than_the_subset(mnist):
-    result = train(RunConfig(data="10-per-class", epochs=2, batch_size=1000), mnist, CPU)
+    result = train(run_config(data="10-per-class", epochs=2, batch_size=1000), mnist, CPU)
     assert len(result.history) == 2 and result.history[-1].train_loss > 0
 
 
@@ -54,18 +54,23 @@ def test_model_shapes_and_seeded_init():
         ({"batch_size": -4}, "batch_size"),
         ({"lr": -0.1}, "lr"),
         ({"lr": float("nan")}, "lr"),
+        ({"epochs": True}, "epochs"),
+        ({"dba": {"metric": "snr"}}, r"\(top level\)"),
+        ({"method": "dba", "dba": {"metrc": "snr"}}, r"dba\.metrc"),
         ({"momentum": 1.5}, "momentum"),
-        ({"hidden": (512, 0)}, "hidden"),
+        ({"hidden": [512, 0]}, "hidden"),
         ({"activation": "swish"}, "activation"),
         ({"seed": -1}, "seed"),
         ({"data": "lots"}, "data"),
     ],
 )
 def test_invalid_config_names_the_field(changes, field):
-    with pytest.raises(ConfigError, match=f"^{field}:"):
-        RunConfig(**changes)
+    with pytest.raises(ConfigError, match=rf"^{field}(\.\d+)?:"):
+        run_config(**changes)
 
 
 def test_default_learning_rate_follows_the_optimizer():
-    assert RunConfig(method="sgd").lr == 0.1
-    assert RunConfig(method="adam").lr == 0.001
+    assert run_config(method="sgd").lr == 0.1
+    assert run_config(method="adam").lr == 0.001
+    assert run_config(method="dba", base="adam").lr == 0.001
+    assert run_config(method="dba").lr == 0.1
