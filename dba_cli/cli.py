@@ -187,6 +187,135 @@ def run(
             )
 
 
+recipes_app = typer.Typer(no_args_is_help=True, help="The paper's settings as YAML recipes.")
+app.add_typer(recipes_app, name="recipes")
+
+
+@recipes_app.command("list")
+def recipes_list() -> None:
+    """List the packaged recipes with their data subset, methods and seeds."""
+    from .recipes import list_recipes, load_recipe
+
+    with user_errors():
+        for name in list_recipes():
+            recipe = load_recipe(name)
+            typer.echo(
+                f"{name:22} data {recipe.data:13} seeds {recipe.seeds}  epochs {recipe.training.epochs:4}  "
+                f"methods {', '.join(recipe.methods)}"
+            )
+
+
+@recipes_app.command("show")
+def recipes_show(
+    name: Annotated[str, typer.Argument(help="A recipe name (see `dba recipes list`) or a path to a YAML file.")],
+) -> None:
+    """Print a recipe file (with its comments) after checking that it is valid."""
+    from .recipes import find_recipe, load_recipe
+
+    with user_errors():
+        load_recipe(name)
+        typer.echo(find_recipe(name).read_text(encoding="utf-8"), nl=False)
+
+
+class RichReporter:
+    """Shows a reproduce: one bar over all epochs of all runs (for the ETA), one for the current run."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.overall = None
+        self.current = None
+
+    def plan(self, todo, skipped, damaged) -> None:
+        for path in damaged:
+            err.print(f"[yellow]warning:[/] {path} is damaged or incomplete; that run will be redone.")
+        if skipped:
+            err.print(f"{len(skipped)} run(s) already finished, skipped.")
+        total = sum(planned.config.epochs for planned in todo)
+        self.overall = self.progress.add_task(f"{len(todo)} run(s) to do", total=total or 1, status="")
+        if not todo:
+            self.progress.update(self.overall, completed=1)
+
+    def run_started(self, planned) -> None:
+        label = f"{planned.recipe} {planned.method_name} seed {planned.config.seed}"
+        self.current = self.progress.add_task(label, total=planned.config.epochs, status="")
+
+    def epoch_done(self, planned, record) -> None:
+        status = f"loss {record.train_loss:.4f}  test acc {record.test_accuracy:.2f}%"
+        self.progress.update(self.current, advance=1, status=status)
+        self.progress.advance(self.overall)
+
+    def run_finished(self, planned, document) -> None:
+        self.progress.remove_task(self.current)
+        self.progress.console.print(
+            f"done: {planned.recipe} {planned.method_name} seed {planned.config.seed}: "
+            f"{document['final_test_accuracy']:.2f}% in {document['train_seconds']:.1f}s"
+        )
+
+
+@app.command()
+def reproduce(
+    recipe: Annotated[str, typer.Argument(help="Recipe name (mnist-full, mnist-1pct, mnist-10-per-class) or path to a YAML file.")],
+    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1). Default: the recipe's.", show_default=False)] = None,
+    methods: Annotated[
+        Optional[str], typer.Option(help="Comma-separated method names of the recipe to run. Default: all.", show_default=False)
+    ] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs.", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Override the recipe's batch size.", show_default=False)] = None,
+    smoke: Annotated[
+        bool, typer.Option(help="Shrink epochs and seeds to the recipe's smoke settings: a fast end-to-end check, not a result. Default results folder: results/smoke.")
+    ] = False,
+    results: Annotated[Optional[Path], typer.Option(help="Results folder. Default: results/ (results/smoke with --smoke).", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace result files that were made with a different config.")] = False,
+    device: DeviceOption = "auto",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Run every method x seed of a recipe; finished runs are kept and skipped on a rerun."""
+    from .recipes import load_recipe
+    from .reproduce import reproduce as run_recipe
+
+    with user_errors():
+        loaded = load_recipe(recipe)
+        names = [name.strip() for name in methods.split(",") if name.strip()] if methods else None
+        runs = loaded.runs(seeds=seeds, methods=names, smoke=smoke, epochs=epochs, batch_size=batch_size)
+        results_dir = results or Path("results/smoke" if smoke else "results")
+        torch_device = resolve_device(device)
+        mnist = load_mnist(data_dir)
+        try:
+            with make_progress() as progress:
+                plan = run_recipe(runs, mnist, torch_device, results_dir, overwrite, RichReporter(progress))
+        except KeyboardInterrupt:
+            err.print(
+                "[yellow]Interrupted.[/] Finished runs are kept in "
+                f"{results_dir}; the interrupted run left no file. Rerun the same command to continue."
+            )
+            raise typer.Exit(code=130) from None
+        typer.echo(
+            f"{loaded.name}: {len(plan.todo)} run(s) done, {len(plan.skipped)} already finished; results in {results_dir}/{loaded.name}/"
+        )
+
+
+@app.command()
+def table(
+    results: Annotated[Path, typer.Option(help="Results folder to read (and to write paper-tables.md/.csv into).")] = Path("results"),
+    recipes: Annotated[
+        Optional[str], typer.Option(help="Comma-separated recipe names to include. Default: every recipe with results.", show_default=False)
+    ] = None,
+) -> None:
+    """Write paper-tables.md and paper-tables.csv from the result files, claims beside ours."""
+    import warnings
+
+    from .tables import write_tables
+
+    with user_errors(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names = [name.strip() for name in recipes.split(",")] if recipes else None
+        md_path, csv_path, markdown = write_tables(results, names)
+        for warning in caught:
+            err.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+        typer.echo(markdown)
+        err.print(f"wrote {md_path} and {csv_path}")
+
+
 data_app = typer.Typer(no_args_is_help=True, help="The MNIST files: where they come from and whether they verify.")
 app.add_typer(data_app, name="data")
 

@@ -8,7 +8,6 @@ every epoch; evaluation time is kept apart from training time.
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from .data.mnist import MNIST, to_features
 from .data.subsets import draw_subset, indices_hash, parse_subset
 from .devices import synchronize
 from .models import build_mlp
+from .provenance import library_versions
 from .seeding import derive_seed
 
 
@@ -162,10 +162,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
         loss += F.cross_entropy(logits, target, reduction="sum")
         correct += (logits.argmax(dim=1) == target).sum()
     return loss.item() / len(y), 100.0 * correct.item() / len(y)
-
-
-def library_versions() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__}
 
 
 def train(
