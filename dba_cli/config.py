@@ -12,7 +12,7 @@ import difflib
 import math
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from .data.subsets import parse_subset
 from .errors import ConfigError
@@ -36,8 +36,18 @@ def number(value: Any) -> Any:
     return value
 
 
+def subset_name(value: str) -> str:
+    """A training subset name that `parse_subset` accepts."""
+    try:
+        parse_subset(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix(f"data: {value!r} ")) from None
+    return value
+
+
 Int = Annotated[int, Field(strict=True)]
 Float = Annotated[float, BeforeValidator(number)]
+Subset = Annotated[str, AfterValidator(subset_name)]
 
 
 class Strict(BaseModel):
@@ -66,7 +76,7 @@ class DBASettings(Strict):
 class RunConfig(Strict):
     """One run: data subset, model, method (optimizer, DBA settings), schedule and seed."""
 
-    data: str = "10-per-class"
+    data: Subset = "10-per-class"
     method: Literal["sgd", "adam", "dba"] = "sgd"
     base: Literal["sgd", "adam"] = "sgd"  # the optimizer that applies DBA's gradient
     lr: Float = Field(0.1, gt=0)  # default: DEFAULT_LR of the optimizer
@@ -93,15 +103,6 @@ class RunConfig(Strict):
         if method == "dba" and values.get("dba") is None:
             values["dba"] = {}
         return values
-
-    @field_validator("data")
-    @classmethod
-    def known_subset(cls, value: str) -> str:
-        try:
-            parse_subset(value)
-        except ConfigError as exc:
-            raise ValueError(str(exc).removeprefix(f"data: {value!r} ")) from None
-        return value
 
     @model_validator(mode="after")
     def dba_only_for_dba(self) -> RunConfig:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
-from .config import DBASettings, Float, Int, RunConfig, Strict, config_error, make_config
+from .config import DBASettings, Float, Int, RunConfig, Strict, Subset, config_error, make_config
 from .errors import ConfigError
 
 RECIPES_DIR_ENV = "DBA_RECIPES_DIR"
@@ -66,13 +66,14 @@ class Recipe(Strict):
     name: str
     description: str = ""
     claim: Claim = Field(default_factory=Claim)
-    data: str
+    data: Subset
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec
     seeds: Int = Field(ge=1)
     targets: list[Float] = Field(default_factory=list)  # accuracies for time-to-target columns
     methods: dict[str, MethodSpec] = Field(min_length=1)
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
+    _source: str = PrivateAttr(default="")  # the file it was read from, for error messages
 
     def runs(
         self,
@@ -106,7 +107,7 @@ class Recipe(Strict):
             if spec.method != "dba":
                 values.pop("base", None)
             for seed in range(count):
-                config = make_config(RunConfig, {**values, "seed": seed}, source=f"recipe {self.name}, method {name}")
+                config = make_config(RunConfig, {**values, "seed": seed}, source=f"{self._source or self.name} (method {name})")
                 planned.append(PlannedRun(self.name, name, spec.role, config))
         return planned
 
@@ -189,5 +190,6 @@ def load_recipe(name_or_path: str) -> Recipe:
         recipe = Recipe.model_validate(document)
     except ValidationError as exc:
         raise config_error(exc, Recipe, str(path)) from None
+    recipe._source = str(path)
     recipe.runs(seeds=1)  # each method must also make a valid run config
     return recipe
