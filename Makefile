@@ -2,16 +2,21 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+DBA := $(VENV)/bin/dba
 # The torch build this project is developed and tested with (a local wheel on our machines).
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+RESULTS ?= results
+SMOKE_RESULTS ?= results/smoke
+DEVICE ?= auto
+RECIPES := mnist-1pct mnist-10-per-class mnist-full
 
-.PHONY: install test test-cuda bench-pipeline clean
+.PHONY: install test test-cuda smoke paper-tables bench bench-pipeline clean
 
 install:  ## create .venv and install dba with its test tools
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_PINS)
 	$(PY) -m pip install -q -e ".[test]"
-	@echo "installed: run 'make test', then '$(VENV)/bin/dba --help'"
+	@echo "installed: run 'make test', then '$(DBA) --help'"
 
 test:  ## the test suite (CUDA tests skip themselves without a GPU)
 	$(PY) -m pytest -q
@@ -19,8 +24,20 @@ test:  ## the test suite (CUDA tests skip themselves without a GPU)
 test-cuda:  ## only the CUDA tests
 	$(PY) -m pytest -q -m cuda
 
+smoke:  ## every recipe end to end with tiny epochs and one seed (CI); not a result
+	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe --smoke --results $(SMOKE_RESULTS) --device $(DEVICE) || exit $$?; done
+	$(DBA) table --results $(SMOKE_RESULTS) > /dev/null
+
+paper-tables:  ## the full protocol: all recipes, then tables and figures (resumable: rerun to continue)
+	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; done
+	$(DBA) table --results $(RESULTS) > /dev/null
+	$(DBA) plot --results $(RESULTS)
+
+bench:  ## DBA step timing against plain SGD and a naive DBA
+	$(DBA) bench step
+
 bench-pipeline:  ## one epoch of full-MNIST SGD: our tensor pipeline vs torchvision + DataLoader
-	$(VENV)/bin/dba bench pipeline
+	$(DBA) bench pipeline
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache
+	rm -rf build dist *.egg-info .pytest_cache $(SMOKE_RESULTS)

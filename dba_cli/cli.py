@@ -316,6 +316,31 @@ def table(
         err.print(f"wrote {md_path} and {csv_path}")
 
 
+@app.command()
+def plot(
+    results: Annotated[Path, typer.Option(help="Results folder to read.")] = Path("results"),
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the PNGs. Default: RESULTS/figures.", show_default=False)] = None,
+    recipes: Annotated[
+        Optional[str], typer.Option(help="Comma-separated recipe names. Default: every recipe with results.", show_default=False)
+    ] = None,
+) -> None:
+    """Write figures: test accuracy against epoch and training time, and DBA's kept subset sizes."""
+    import warnings
+
+    from .plots import make_figures  # matplotlib is imported only for this command
+
+    with user_errors(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names = [name.strip() for name in recipes.split(",")] if recipes else None
+        paths = make_figures(results, out, names)
+        for warning in caught:
+            err.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+        if not paths:
+            raise ConfigError(f"no result files under {results}. Fix: run `dba reproduce RECIPE` first.")
+        for path in paths:
+            typer.echo(f"wrote {path}")
+
+
 data_app = typer.Typer(no_args_is_help=True, help="The MNIST files: where they come from and whether they verify.")
 app.add_typer(data_app, name="data")
 
