@@ -15,11 +15,13 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from .data.subsets import parse_subset
+from .dba.config import DIRECTIONS, METRICS, REDUCTIONS, DBAConfig
 from .errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
 METHODS = ("sgd", "adam", "dba")
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.001}
+PROTOCOL_FIELDS = ("validation_size", "subset_draw", "resample")
 
 
 def number(value: Any) -> Any:
@@ -57,19 +59,23 @@ class Strict(BaseModel):
 
 
 class DBASettings(Strict):
-    """How DBA picks each layer's subset (see docs/dba-method.md)."""
+    """How DBA picks each layer's subset (see docs/dba-method.md and dba/config.py)."""
 
-    metric: Literal["variance", "mean_variance", "snr", "mean_norm", "cosine"] = "variance"
-    direction: Literal["minimize", "maximize"] = "minimize"
+    metric: Literal[METRICS] = "variance"
+    direction: Literal[DIRECTIONS] = "minimize"
     min_size: Int = Field(1, ge=1)
     max_removals: Int | None = Field(None, ge=0)
-    reduction: Literal["mean", "sum_over_batch"] = "mean"
+    reduction: Literal[REDUCTIONS] = "mean"
     unbiased: bool = False
 
-    def to_engine(self):
-        """The engine's own config object."""
-        from .dba import DBAConfig
+    @model_validator(mode="after")
+    def engine_accepts(self) -> DBASettings:
+        """Whatever else the engine's own config rejects (e.g. unbiased with a non-variance metric)."""
+        self.to_engine()
+        return self
 
+    def to_engine(self) -> DBAConfig:
+        """The engine's own config object."""
         return DBAConfig(**self.model_dump())
 
 
@@ -88,6 +94,10 @@ class RunConfig(Strict):
     batch_size: Int = Field(64, ge=1)
     seed: Int = Field(0, ge=0)
     dba: DBASettings | None = None  # required (defaults filled in) for method dba only
+    # Protocol: the defaults are the spec's protocol; other values are diagnostics.
+    validation_size: Int = Field(0, ge=0)  # training images outside the subset, for every choice (tuning)
+    subset_draw: Literal["stratified", "uniform"] = "stratified"
+    resample: Literal["once", "every_epoch"] = "once"  # every_epoch: a fresh subset each epoch
 
     @model_validator(mode="before")
     @classmethod
@@ -116,11 +126,19 @@ class RunConfig(Strict):
         return self.base if self.method == "dba" else self.method
 
     def to_dict(self) -> dict:
-        """Plain JSON-able values, as saved with each run."""
+        """Plain JSON-able values, as saved with each run.
+
+        Fields that do not apply (DBA settings of a baseline) are left out, and so
+        are protocol fields at their defaults, so that result files stay
+        comparable when new protocol options are added.
+        """
         values = self.model_dump()
         if self.method != "dba":
             values.pop("base")
             values.pop("dba")
+        for name in PROTOCOL_FIELDS:
+            if values[name] == type(self).model_fields[name].default:
+                values.pop(name)
         return values
 
     def replace(self, **changes) -> RunConfig:

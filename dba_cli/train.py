@@ -8,6 +8,7 @@ every epoch; evaluation time is kept apart from training time.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from torch import nn
 
 from .config import RunConfig
 from .data.mnist import MNIST, to_features
-from .data.subsets import draw_subset, indices_hash, parse_subset
+from .data.subsets import draw_subset, draw_validation, indices_hash, parse_subset
 from .devices import synchronize
 from .models import build_mlp
 from .provenance import library_versions
@@ -27,13 +28,16 @@ from .seeding import derive_seed
 
 @dataclass
 class TrainData:
-    """Device tensors for one run, and the subset they were drawn from."""
+    """Device tensors for one run, and the training-set indices they were drawn from."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
-    indices: torch.Tensor  # into the MNIST training set, sorted
+    indices: torch.Tensor  # the training subset, into the MNIST training set, sorted
+    x_val: torch.Tensor | None = None  # validation split: training images outside the subset
+    y_val: torch.Tensor | None = None
+    val_indices: torch.Tensor | None = None
 
 
 @dataclass
@@ -45,6 +49,8 @@ class EpochRecord:
     train_seconds: float
     eval_seconds: float
     kept: dict[str, dict[str, float]] | None = None  # DBA only: layer -> mean/min/max kept subset size
+    val_loss: float | None = None  # with a validation split only
+    val_accuracy: float | None = None
 
 
 @dataclass
@@ -58,6 +64,8 @@ class RunResult:
     subset_indices: list[int]
     history: list[EpochRecord] = field(default_factory=list)
     versions: dict = field(default_factory=dict)
+    validation_hash: str | None = None
+    diverged_at_epoch: int | None = None  # the first epoch whose training loss was NaN or infinite
 
     @property
     def final_test_accuracy(self) -> float:
@@ -70,6 +78,7 @@ class RunResult:
     def to_dict(self) -> dict:
         values = asdict(self)
         values["final_test_accuracy"] = self.final_test_accuracy
+        values["final_val_accuracy"] = self.history[-1].val_accuracy
         values["train_seconds"] = self.train_seconds
         values["eval_seconds"] = sum(record.eval_seconds for record in self.history)
         return values
@@ -81,15 +90,44 @@ StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, in
 
 
 def prepare_data(mnist: MNIST, config: RunConfig, device: torch.device) -> TrainData:
-    """Draw the run's subset and move standardised features to the device once."""
-    indices = draw_subset(mnist.train_labels, parse_subset(config.data), config.seed)
-    return TrainData(
+    """Draw the run's subset (and validation split) and move standardised features to the device once.
+
+    The subset is drawn first, from the whole training set, so that adding a
+    validation split never changes it; the validation images come from the
+    rest. For `full`, the validation images are held out of the training set.
+    """
+    spec = parse_subset(config.data)
+    val_indices = None
+    if spec.per_class is None:
+        if config.validation_size:
+            val_indices = draw_validation(len(mnist.train_labels), config.validation_size, config.seed, None)
+        indices = draw_subset(mnist.train_labels, spec, config.seed, exclude=val_indices)
+    else:
+        indices = draw_subset(mnist.train_labels, spec, config.seed, draw=config.subset_draw)
+        if config.validation_size:
+            val_indices = draw_validation(len(mnist.train_labels), config.validation_size, config.seed, indices)
+    data = TrainData(
         x_train=to_features(mnist.train_images[indices]).to(device),
         y_train=mnist.train_labels[indices].to(device),
         x_test=to_features(mnist.test_images).to(device),
         y_test=mnist.test_labels.to(device),
         indices=indices,
+        val_indices=val_indices,
     )
+    if val_indices is not None:
+        data.x_val = to_features(mnist.train_images[val_indices]).to(device)
+        data.y_val = mnist.train_labels[val_indices].to(device)
+    return data
+
+
+def redraw_subset(data: TrainData, mnist: MNIST, config: RunConfig, epoch: int) -> None:
+    """Diagnostic `resample: every_epoch`: a fresh subset for this epoch, never touching the validation split."""
+    indices = draw_subset(
+        mnist.train_labels, parse_subset(config.data), config.seed, draw=config.subset_draw,
+        stream=f"subset-epoch-{epoch}", exclude=data.val_indices,
+    )
+    data.x_train = to_features(mnist.train_images[indices]).to(data.x_train.device)
+    data.y_train = mnist.train_labels[indices].to(data.x_train.device)
 
 
 def make_optimizer(params, config: RunConfig) -> torch.optim.Optimizer:
@@ -170,7 +208,11 @@ def train(
     device: torch.device,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> RunResult:
-    """Train one model as the config says; evaluate on the full test set after every epoch."""
+    """Train one model as the config says; evaluate on the full test set after every epoch.
+
+    A run whose training loss becomes NaN or infinite stops there and is
+    recorded as diverged (with the epoch); it is a result, not an error.
+    """
     data = prepare_data(mnist, config, device)
     model = build_mlp(tuple(config.hidden), config.activation, seed=config.seed).to(device)
     step = make_step(model, config)
@@ -182,8 +224,11 @@ def train(
         subset_hash=indices_hash(data.indices),
         subset_indices=data.indices.tolist(),
         versions=library_versions(),
+        validation_hash=None if data.val_indices is None else indices_hash(data.val_indices),
     )
     for epoch in range(1, config.epochs + 1):
+        if config.resample == "every_epoch" and epoch > 1:
+            redraw_subset(data, mnist, config, epoch)
         started = time.perf_counter()
         model.train()
         train_loss, kept = train_epoch(step, data, config.batch_size, generator)
@@ -191,10 +236,15 @@ def train(
         trained = time.perf_counter()
         model.eval()
         test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
+        val_loss, val_accuracy = (None, None) if data.x_val is None else evaluate(model, data.x_val, data.y_val)
         record = EpochRecord(
-            epoch, train_loss, test_loss, test_accuracy, trained - started, time.perf_counter() - trained, kept
+            epoch, train_loss, test_loss, test_accuracy, trained - started, time.perf_counter() - trained, kept,
+            val_loss, val_accuracy,
         )
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
+        if not math.isfinite(train_loss):
+            result.diverged_at_epoch = epoch
+            break
     return result

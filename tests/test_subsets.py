@@ -53,3 +53,30 @@ def test_training_tensors_are_exactly_the_recorded_training_images(mnist):
 def test_bad_subset_names_are_rejected_with_the_accepted_forms(bad):
     with pytest.raises(ConfigError, match="per-class"):
         parse_subset(bad)
+
+
+def test_validation_split_is_disjoint_deterministic_and_leaves_the_subset_unchanged(mnist):
+    cpu = torch.device("cpu")
+    plain = prepare_data(mnist, run_config(data="1pct", seed=2), cpu)
+    with_val = prepare_data(mnist, run_config(data="1pct", seed=2, validation_size=1000), cpu)
+    assert torch.equal(plain.indices, with_val.indices)
+    assert len(with_val.val_indices) == 1000 and len(with_val.x_val) == 1000
+    assert not set(with_val.val_indices.tolist()) & set(with_val.indices.tolist())
+    again = prepare_data(mnist, run_config(data="1pct", seed=2, validation_size=1000), cpu)
+    assert torch.equal(again.val_indices, with_val.val_indices)
+    assert torch.equal(with_val.x_val, to_features(mnist.train_images[with_val.val_indices]))
+
+
+def test_full_with_validation_holds_the_validation_images_out(mnist):
+    data = prepare_data(mnist, run_config(data="full", validation_size=5000), torch.device("cpu"))
+    assert len(data.indices) == 55000 and len(data.val_indices) == 5000
+    assert not set(data.val_indices.tolist()) & set(data.indices.tolist())
+
+
+def test_uniform_draw_has_the_same_size_but_ignores_classes(mnist):
+    spec = parse_subset("10-per-class")
+    uniform = draw_subset(mnist.train_labels, spec, seed=0, draw="uniform")
+    assert len(uniform) == 100 and len(set(uniform.tolist())) == 100
+    assert torch.equal(uniform, draw_subset(mnist.train_labels, spec, seed=0, draw="uniform"))
+    counts = [draw_subset(mnist.train_labels, spec, seed=s, draw="uniform") for s in range(5)]
+    assert any(mnist.train_labels[c].bincount(minlength=10).tolist() != [10] * 10 for c in counts)

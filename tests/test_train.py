@@ -74,3 +74,23 @@ def test_default_learning_rate_follows_the_optimizer():
     assert run_config(method="adam").lr == 0.001
     assert run_config(method="dba", base="adam").lr == 0.001
     assert run_config(method="dba").lr == 0.1
+
+
+def test_a_diverging_run_is_recorded_with_its_epoch_and_stops(mnist):
+    result = train(run_config(data="10-per-class", epochs=20, lr=1e12), mnist, CPU)
+    assert result.diverged_at_epoch is not None and result.diverged_at_epoch <= 3
+    assert len(result.history) == result.diverged_at_epoch
+    assert result.to_dict()["diverged_at_epoch"] == result.diverged_at_epoch
+
+
+def test_fresh_subset_every_epoch_trains_on_different_images(mnist):
+    from dba_cli.train import prepare_data, redraw_subset
+
+    config = run_config(data="10-per-class", resample="every_epoch", validation_size=500)
+    data = prepare_data(mnist, config, CPU)
+    first = data.x_train.clone()
+    redraw_subset(data, mnist, config, epoch=2)
+    assert data.x_train.shape == first.shape and not torch.equal(data.x_train, first)
+    assert data.y_train.bincount(minlength=10).tolist() == [10] * 10
+    result = train(config.replace(epochs=2), mnist, CPU)
+    assert result.history[-1].val_accuracy is not None and result.to_dict()["config"]["resample"] == "every_epoch"

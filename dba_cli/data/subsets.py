@@ -61,22 +61,56 @@ def parse_fraction(value: str) -> float | None:
         return None
 
 
-def draw_subset(labels: torch.Tensor, spec: SubsetSpec, seed: int) -> torch.Tensor:
-    """Sorted int64 indices into the training set; deterministic for a seed."""
+def draw_subset(
+    labels: torch.Tensor,
+    spec: SubsetSpec,
+    seed: int,
+    draw: str = "stratified",
+    stream: str = "subset",
+    exclude: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sorted int64 indices into the training set; deterministic for a seed.
+
+    `stratified` takes `per_class` images of every class (the protocol);
+    `uniform` takes the same total uniformly at random, ignoring classes (a
+    diagnostic). `exclude` removes images from the pool (e.g. a validation
+    split); `stream` names the random stream (e.g. one per epoch for a
+    diagnostic that redraws the subset every epoch).
+    """
+    pool = torch.ones(len(labels), dtype=torch.bool)
+    if exclude is not None:
+        pool[exclude] = False
     if spec.per_class is None:
-        return torch.arange(len(labels))
-    generator = torch.Generator().manual_seed(derive_seed(seed, "subset"))
+        return torch.nonzero(pool).flatten()
+    generator = torch.Generator().manual_seed(derive_seed(seed, stream))
+    if draw == "uniform":
+        members = torch.nonzero(pool).flatten()
+        order = torch.randperm(len(members), generator=generator)
+        return torch.sort(members[order[: spec.per_class * NUM_CLASSES]]).values
     chosen = []
     for cls in range(NUM_CLASSES):
-        members = torch.nonzero(labels == cls).flatten()
+        members = torch.nonzero((labels == cls) & pool).flatten()
         if len(members) < spec.per_class:
             raise ConfigError(
                 f"data: {spec.name!r} asks for {spec.per_class} images of class {cls}, "
-                f"but the training set has only {len(members)}."
+                f"but the training set has only {len(members)} available."
             )
         order = torch.randperm(len(members), generator=generator)
         chosen.append(members[order[: spec.per_class]])
     return torch.sort(torch.cat(chosen)).values
+
+
+def draw_validation(count: int, size: int, seed: int, exclude: torch.Tensor | None) -> torch.Tensor:
+    """`size` training-set indices outside `exclude`, uniformly at random, sorted."""
+    pool = torch.ones(count, dtype=torch.bool)
+    if exclude is not None:
+        pool[exclude] = False
+    members = torch.nonzero(pool).flatten()
+    if size > len(members):
+        raise ConfigError(f"validation_size: {size} is more than the {len(members)} training images left outside the subset.")
+    generator = torch.Generator().manual_seed(derive_seed(seed, "validation"))
+    order = torch.randperm(len(members), generator=generator)
+    return torch.sort(members[order[:size]]).values
 
 
 def indices_hash(indices: torch.Tensor) -> str:
