@@ -46,6 +46,7 @@ def load_results(results_dir: Path) -> pd.DataFrame:
                 "accuracies": [epoch["test_accuracy"] for epoch in history],
                 "cumulative_seconds": cumulative([epoch["train_seconds"] for epoch in history]),
                 "device": document.get("device", "?"),
+                "diverged_at_epoch": document.get("diverged_at_epoch"),
                 "path": str(path),
             }
         )
@@ -73,6 +74,7 @@ class MethodSummary:
     std: float  # sample std (n-1); NaN for one seed
     seeds: list[float]
     train_seconds: float
+    diverged: int = 0  # seeds whose loss became NaN/inf (their accuracy is the one at divergence)
 
     @property
     def error(self) -> float:
@@ -94,6 +96,7 @@ def summarise(frame: pd.DataFrame) -> list[MethodSummary]:
                 std=float(pd.Series(accuracies).std(ddof=1)) if len(accuracies) > 1 else math.nan,
                 seeds=accuracies,
                 train_seconds=float(group["train_seconds"].mean()),
+                diverged=int(group["diverged_at_epoch"].notna().sum()),
             )
         )
     return summaries
@@ -121,7 +124,8 @@ def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
 
 
 def accuracy_cell(summary: MethodSummary) -> str:
-    return f"{summary.mean:.2f} ± {fmt(summary.std)}" if summary.n > 1 else f"{summary.mean:.2f}"
+    cell = f"{summary.mean:.2f} ± {fmt(summary.std)}" if summary.n > 1 else f"{summary.mean:.2f}"
+    return cell + (f" ({summary.diverged}/{summary.n} diverged)" if summary.diverged else "")
 
 
 def scarce_table(recipe: Recipe | None, summaries: list[MethodSummary]) -> tuple[str, list[dict]]:
@@ -173,6 +177,7 @@ def summary_row(summary: MethodSummary) -> dict:
         "accuracy_std": summary.std,
         "accuracy_per_seed": " ".join(f"{a:.2f}" for a in summary.seeds),
         "train_seconds_mean": summary.train_seconds,
+        "diverged": summary.diverged,
     }
 
 

@@ -74,3 +74,13 @@ def test_damaged_file_is_skipped_with_a_warning_through_the_cli(results):
     assert "seed-7.json" in outcome.output and "warning" in outcome.output
     assert (results / "paper-tables.md").exists() and (results / "paper-tables.csv").exists()
     assert "| sgd | baseline | 2 |" in (results / "paper-tables.md").read_text()
+
+
+def test_diverged_runs_show_as_such(results):
+    document = result("mnist-1pct", "sgd", "baseline", "sgd", 2, [50.0, 9.8])
+    document["diverged_at_epoch"] = 2
+    save(results, document)
+    markdown, frame = build_tables(results)
+    row = frame[(frame.recipe == "mnist-1pct") & (frame.method_name == "sgd")].iloc[0]
+    assert row.diverged == 1 and row.n == 3
+    assert "(1/3 diverged)" in markdown
