@@ -393,5 +393,33 @@ def bench_pipeline(
         typer.echo(timing.table())
 
 
+@bench_app.command("step")
+def bench_step(
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "64,256",
+    hidden: Annotated[int, typer.Option(min=1, help="Hidden width of the 784-H-10 MLP.")] = 512,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed steps per variant and batch size.")] = 100,
+    naive_repeats: Annotated[int, typer.Option(min=0, help="Timed steps of the (slow) naive DBA; 0 leaves it out.")] = 2,
+    device: DeviceOption = "cpu",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Median training-step time: plain SGD, per-sample Gram only, full DBA, naive DBA; ratios to SGD."""
+    from .data.mnist import to_features
+    from .dba.bench import benchmark_steps, format_table
+
+    with user_errors():
+        sizes = tuple(int(part) for part in batch_sizes.split(","))
+        torch_device = resolve_device(device)
+        mnist = load_mnist(data_dir)
+        inputs, targets = to_features(mnist.train_images), mnist.train_labels
+        with make_progress() as progress:
+            task = progress.add_task("timed repeats", total=repeats * len(sizes), status="")
+            rows = benchmark_steps(
+                batch_sizes=sizes, hidden=hidden, repeats=repeats, naive_repeats=naive_repeats,
+                inputs=inputs, targets=targets, device=torch_device,
+                on_repeat=lambda batch, repeat: progress.advance(task),
+            )
+        typer.echo(format_table(rows))
+
+
 def main() -> None:
     app()

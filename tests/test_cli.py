@@ -74,3 +74,28 @@ def test_corrupted_data_dir_through_the_cli(tmp_path):
     result = runner.invoke(app, ["run", "--epochs", "1", "--device", "cpu"], env={"DBA_DATA_DIR": str(folder)})
     assert result.exit_code == 2
     assert "failed its checksum" in result.output and "train-labels-idx1-ubyte" in result.output
+
+
+def test_run_dba_records_kept_subset_sizes_per_layer():
+    args = ["run", "--method", "dba", "--epochs", "2", "--batch-size", "20", "--min-size", "10",
+            "--metric", "snr", "--direction", "maximize", "--device", "cpu", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["config"]["dba"]["metric"] == "snr" and summary["config"]["base"] == "sgd"
+    kept = summary["history"][-1]["kept"]
+    assert set(kept) == {"0", "2"}  # the two Linear layers of the Sequential MLP
+    assert all(10 <= sizes["min"] <= sizes["mean"] <= sizes["max"] <= 20 for sizes in kept.values())
+
+
+def test_dba_options_without_method_dba_are_rejected():
+    result = runner.invoke(app, ["run", "--metric", "snr", "--epochs", "1"])
+    assert result.exit_code == 2 and "dba settings were given but method is 'sgd'" in result.output
+
+
+def test_bench_step_prints_ratios_to_plain_sgd():
+    args = ["bench", "step", "--batch-sizes", "8", "--hidden", "16", "--repeats", "2", "--naive-repeats", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "| 8 | plain SGD step |" in result.stdout and "1.00x" in result.stdout
+    assert "faster than the naive DBA" in result.stdout
