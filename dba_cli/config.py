@@ -169,8 +169,9 @@ def config_error(exc: ValidationError, model: type[BaseModel], source: str | Non
             close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1, cutoff=0.6)
             message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
             message += f" Known keys here: {', '.join(known)}."
-        elif error["type"] != "missing" and "input" in error and not isinstance(error["input"], dict):
-            message += f" (got {error['input']!r})"
+        elif error["type"] != "missing" and not isinstance(error.get("input"), dict):
+            if repr(error.get("input")) not in message:
+                message += f" (got {error.get('input')!r})"
         prefix = f"{source}: " if source else ""
         lines.append(f"{prefix}{path}: {message}")
     return ConfigError("\n".join(lines))
