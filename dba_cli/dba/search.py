@@ -59,6 +59,8 @@ def greedy_search(K: np.ndarray, config: DBAConfig, rtol: float = DEFAULT_RTOL) 
     search itself always accumulates in float64.
     """
     warn_if_slow()
+    if not np.isfinite(K).all():  # a diverging model: keep everything, the NaN loss will stop the run
+        return np.ones(len(K), dtype=bool)
     K = np.ascontiguousarray(K, dtype=K.dtype if K.dtype in (np.float32, np.float64) else np.float64)
     max_removals = -1 if config.max_removals is None else config.max_removals
     return _greedy(
@@ -103,12 +105,16 @@ def _greedy(K, metric, maximize, unbiased, min_size, max_removals, rtol):
             if kept[k]:
                 values[k] = to_score(values[k], maximize)
                 best = min(best, values[k])
-        tol = tolerance(metric, m, D, T, N1, rtol)
+        # abs: running sums such as D can drift a hair below zero, and a negative
+        # tolerance would let no candidate match below (an out-of-bounds scan).
+        tol = abs(tolerance(metric, m, D, T, N1, rtol))
         if not best < current - tol:
             break
         k = 0
-        while not (kept[k] and values[k] <= best + tol):
+        while k < B and not (kept[k] and values[k] <= best + tol):
             k += 1
+        if k == B:  # only with NaN scores; compiled code has no bounds checks, so never index past B
+            break
         # remove k: update the sums of S and the running sums of every sample
         Kkk = diag[k]
         C = C - w[k] * r[k] - u[k] + w[k] * Kkk
