@@ -421,5 +421,14 @@ def bench_step(
         typer.echo(format_table(rows))
 
 
+def stop_on_signal(signum, frame) -> None:
+    """SIGTERM (and SIGINT, even where a shell started us with it ignored) stop like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, stop_on_signal)
+    signal.signal(signal.SIGTERM, stop_on_signal)
     app()
