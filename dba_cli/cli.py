@@ -56,6 +56,26 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code=130) from None
 
 
+def split_names(text: str | None) -> list[str] | None:
+    """'a, b' -> ['a', 'b']; None or empty -> None (meaning: all)."""
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    return names or None
+
+
+@contextmanager
+def warnings_shown() -> Iterator[None]:
+    """Show library warnings (e.g. a skipped damaged result file) as one yellow line each."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                err.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+
+
 def parse_hidden(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(part) for part in text.split(","))
@@ -275,8 +295,7 @@ def reproduce(
 
     with user_errors():
         loaded = load_recipe(recipe)
-        names = [name.strip() for name in methods.split(",") if name.strip()] if methods else None
-        runs = loaded.runs(seeds=seeds, methods=names, smoke=smoke, epochs=epochs, batch_size=batch_size)
+        runs = loaded.runs(seeds=seeds, methods=split_names(methods), smoke=smoke, epochs=epochs, batch_size=batch_size)
         results_dir = results or Path("results/smoke" if smoke else "results")
         torch_device = resolve_device(device)
         mnist = load_mnist(data_dir)
@@ -302,16 +321,11 @@ def table(
     ] = None,
 ) -> None:
     """Write paper-tables.md and paper-tables.csv from the result files, claims beside ours."""
-    import warnings
-
     from .tables import write_tables
 
-    with user_errors(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        names = [name.strip() for name in recipes.split(",")] if recipes else None
-        md_path, csv_path, markdown = write_tables(results, names)
-        for warning in caught:
-            err.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+    with user_errors():
+        with warnings_shown():
+            md_path, csv_path, markdown = write_tables(results, split_names(recipes))
         typer.echo(markdown)
         err.print(f"wrote {md_path} and {csv_path}")
 
@@ -325,16 +339,11 @@ def plot(
     ] = None,
 ) -> None:
     """Write figures: test accuracy against epoch and training time, and DBA's kept subset sizes."""
-    import warnings
-
     from .plots import make_figures  # matplotlib is imported only for this command
 
-    with user_errors(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        names = [name.strip() for name in recipes.split(",")] if recipes else None
-        paths = make_figures(results, out, names)
-        for warning in caught:
-            err.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+    with user_errors():
+        with warnings_shown():
+            paths = make_figures(results, out, split_names(recipes))
         if not paths:
             raise ConfigError(f"no result files under {results}. Fix: run `dba reproduce RECIPE` first.")
         for path in paths:

@@ -15,8 +15,6 @@ needed and no global figure state builds up; PNGs are written through Agg.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +24,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .reproduce import read_result
+from .io import write_atomic
+from .reproduce import finished_results
 
 ROLE_ORDER = {"baseline": 0, "literal": 1, "chosen": 2}
 # (marker, line width) per layer: a thick line under a thinner one keeps identical curves both visible.
@@ -39,15 +38,10 @@ Runs = dict[str, list[dict]]  # method_name -> finished result documents (one pe
 def load_runs(results_dir: Path, recipes: list[str] | None = None) -> dict[str, Runs]:
     """recipe -> method_name -> documents; damaged files are skipped with a warning naming them."""
     found: dict[str, Runs] = defaultdict(lambda: defaultdict(list))
-    for path in sorted(Path(results_dir).glob("*/*/seed-*.json")):
+    for path, document in finished_results(Path(results_dir)):
         if recipes is not None and path.parent.parent.name not in recipes:
             continue
-        try:
-            document = read_result(path)
-        except ValueError as exc:
-            warnings.warn(f"skipped: {exc}", stacklevel=3)
-            continue
-        if document is not None and document["history"]:
+        if document["history"]:
             found[document["recipe"]][document["method_name"]].append(document)
     return {recipe: dict(runs) for recipe, runs in found.items()}
 
@@ -167,17 +161,8 @@ def layer_key(layer: str):
 
 def save(fig: Figure, path: Path) -> Path:
     """Write the PNG beside its final name, then rename, so a crash never leaves half a figure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=120)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_atomic(path, lambda handle: fig.savefig(handle, format="png", dpi=120))
     finally:
         fig.clear()  # Figure objects are not held by pyplot; clearing frees the artists at once
     return path

@@ -9,6 +9,8 @@ silently overwritten; a damaged one is reported by name and redone.
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,6 +60,17 @@ def read_result(path: Path) -> dict | None:
     if document["status"] != "finished":
         raise ValueError(f"{path}: status {document['status']!r}, not finished")
     return document
+
+
+def finished_results(results_dir: Path) -> Iterator[tuple[Path, dict]]:
+    """Every finished result under `results_dir`, sorted by path; damaged files are skipped with a warning naming them."""
+    for path in sorted(results_dir.glob("*/*/seed-*.json")):
+        try:
+            document = read_result(path)
+        except ValueError as exc:
+            warnings.warn(f"skipped: {exc}", stacklevel=3)
+            continue
+        yield path, document
 
 
 def make_plan(runs: list[PlannedRun], results_dir: Path, overwrite: bool = False) -> Plan:

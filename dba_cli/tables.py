@@ -8,7 +8,6 @@ is typed by hand. Damaged result files are skipped with a warning.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 from .errors import ConfigError
 from .io import write_text_atomic
 from .recipes import Recipe, list_recipes, load_recipe
-from .reproduce import read_result
+from .reproduce import finished_results
 
 RECIPE_ORDER = ("mnist-1pct", "mnist-10-per-class", "mnist-full")
 ROLE_LABEL = {"baseline": "baseline", "literal": "DBA, literal reading", "chosen": "DBA, recipe's chosen variant"}
@@ -26,12 +25,7 @@ ROLE_LABEL = {"baseline": "baseline", "literal": "DBA, literal reading", "chosen
 def load_results(results_dir: Path) -> pd.DataFrame:
     """One row per finished run; damaged files are skipped with a warning naming them."""
     rows = []
-    for path in sorted(results_dir.glob("*/*/seed-*.json")):
-        try:
-            document = read_result(path)
-        except ValueError as exc:
-            warnings.warn(f"skipped: {exc}", stacklevel=2)
-            continue
+    for path, document in finished_results(results_dir):
         history = document["history"]
         rows.append(
             {

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from importlib import resources
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..io import write_atomic
 
 DATA_DIR_ENV = "DBA_DATA_DIR"
 CACHE_DIR_ENV = "DBA_CACHE_DIR"
@@ -160,11 +160,7 @@ def load_verified(spec: IdxFile, data_dir: Path, cache_dir: Path | None) -> byte
 def write_cache(path: Path, content: bytes) -> None:
     """Atomically write a cache entry; a read-only cache folder is not an error."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
+        write_atomic(path, lambda handle: handle.write(content))
     except OSError:
         pass  # caching is an optimisation only
 
