@@ -260,7 +260,9 @@ class RichReporter:
         self.current = self.progress.add_task(label, total=planned.config.epochs, status="")
 
     def epoch_done(self, planned, record) -> None:
-        status = f"loss {record.train_loss:.4f}  test acc {record.test_accuracy:.2f}%"
+        status = f"loss {record.train_loss:.4f}"
+        if record.test_accuracy is not None:
+            status += f"  test acc {record.test_accuracy:.2f}%"
         self.progress.update(self.current, advance=1, status=status)
         self.progress.advance(self.overall)
 
@@ -311,6 +313,94 @@ def reproduce(
         typer.echo(
             f"{loaded.name}: {len(plan.todo)} run(s) done, {len(plan.skipped)} already finished; results in {results_dir}/{loaded.name}/"
         )
+
+
+def run_grid(label: str, runs_fn, device: str, data_dir: Path | None, results_dir: Path):
+    """Shared by tune/ablate/protocol: load data, run with progress, turn Ctrl-C into a resumable stop."""
+    torch_device = resolve_device(device)
+    mnist = load_mnist(data_dir)
+    try:
+        with make_progress() as progress:
+            return runs_fn(mnist, torch_device, RichReporter(progress))
+    except KeyboardInterrupt:
+        err.print(
+            f"[yellow]Interrupted.[/] Finished {label} runs are kept in {results_dir}; "
+            "the interrupted run left no file. Rerun the same command to continue."
+        )
+        raise typer.Exit(code=130) from None
+
+
+RecipeArgument = Annotated[str, typer.Argument(help="Recipe name (mnist-1pct, mnist-10-per-class, ...) or path to a YAML file.")]
+SmokeOption = Annotated[
+    bool, typer.Option(help="Recipe's smoke epochs and one seed: a fast end-to-end check, not a result. Default results folder: results/smoke.")
+]
+ResultsOption = Annotated[Optional[Path], typer.Option(help="Results folder. Default: results/ (results/smoke with --smoke).", show_default=False)]
+OverwriteOption = Annotated[bool, typer.Option(help="Replace result files that were made with a different config.")]
+
+
+@app.command()
+def tune(
+    recipe: RecipeArgument,
+    smoke: SmokeOption = False,
+    results: ResultsOption = None,
+    overwrite: OverwriteOption = False,
+    device: DeviceOption = "auto",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Choose each method's setting on a validation split (same lr grid for all), then rerun it on the recipe's seeds.
+
+    Writes RESULTS/tune/RECIPE.md (the choice and every candidate), RESULTS/tune/RECIPE/chosen.yaml
+    (paste into the recipe) and the reruns as methods sgd-tuned, adam-tuned, dba-tuned in RESULTS/RECIPE/.
+    Finished candidates are kept: rerunning continues where it stopped.
+    """
+    from .recipes import load_recipe
+    from .tuning import describe, tune as run_tune
+
+    with user_errors():
+        loaded = load_recipe(recipe)
+        results_dir = results or Path("results/smoke" if smoke else "results")
+        command = f"dba tune {recipe}" + (" --smoke" if smoke else "")
+        outcome = run_grid(
+            "tuning", lambda mnist, dev, rep: run_tune(loaded, mnist, dev, results_dir, command, smoke, overwrite, rep),
+            device, data_dir, results_dir,
+        )
+        for family, entry in outcome.chosen.items():
+            typer.echo(f"{family}-tuned: {describe(entry.candidate.spec)} (validation {entry.val_mean:.2f}%)")
+        for note in outcome.differences:
+            err.print(f"[yellow]note:[/] {note}; paste {outcome.chosen_path} into the recipe's methods to make them the recipe's.")
+        typer.echo(f"wrote {outcome.report_path} and {outcome.chosen_path}")
+
+
+@app.command()
+def ablate(
+    recipe: RecipeArgument,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds per variant (0..N-1). Default: the recipe's ablation.seeds.", show_default=False)] = None,
+    smoke: SmokeOption = False,
+    results: ResultsOption = None,
+    overwrite: OverwriteOption = False,
+    device: DeviceOption = "auto",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Train every combination of the recipe's ablation grid (metric, direction, min_size, reduction, base).
+
+    Results go to RESULTS/ablation/RECIPE/; RESULTS/ablation.md ranks the variants of every
+    ablated recipe by validation accuracy. Finished variants are kept and skipped on a rerun.
+    """
+    from .ablation import ablation_runs, write_ablation_table
+    from .recipes import load_recipe
+    from .reproduce import reproduce as run_all
+
+    with user_errors():
+        loaded = load_recipe(recipe)
+        results_dir = results or Path("results/smoke" if smoke else "results")
+        runs = ablation_runs(loaded, smoke, seeds)
+        plan = run_grid(
+            "ablation", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep),
+            device, data_dir, results_dir,
+        )
+        with warnings_shown():
+            path, _ = write_ablation_table(results_dir)
+        typer.echo(f"{loaded.name}: {len(plan.todo)} ablation run(s) done, {len(plan.skipped)} already finished; wrote {path}")
 
 
 @app.command()

@@ -13,12 +13,13 @@ import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from .config import DBASettings, Float, Int, RunConfig, Strict, Subset, config_error, make_config
+from .dba.config import DIRECTIONS, METRICS, REDUCTIONS
 from .errors import ConfigError
 
 RECIPES_DIR_ENV = "DBA_RECIPES_DIR"
@@ -50,16 +51,77 @@ class SmokeSpec(Strict):
     seeds: Int = Field(1, ge=1)
 
 
+# How tables show a method: an untuned baseline, DBA as the abstract reads, DBA as the
+# recipe chose it by hand, or a setting chosen by `dba tune` on the validation split.
+ROLES = ("baseline", "literal", "chosen", "tuned-baseline", "tuned")
+
+
 class MethodSpec(Strict):
     """One compared method. `role` says how tables show it."""
 
-    role: Literal["baseline", "literal", "chosen"] = "baseline"
+    role: Literal[ROLES] = "baseline"
     method: Literal["sgd", "adam", "dba"]
     base: Literal["sgd", "adam"] = "sgd"
     lr: Float = Field(gt=0)
     momentum: Float = Field(0.0, ge=0, lt=1)
     weight_decay: Float = Field(0.0, ge=0)
+    validation_size: Int = Field(0, ge=0)  # tuned methods carry the split they were chosen on
     dba: DBASettings | None = None
+
+
+class TuneSpec(Strict):
+    """`dba tune`: every method gets the same log-spaced learning-rate grid size; DBA also searches its selection.
+
+    Candidates train on tuning seeds (`first_seed`, `first_seed + 1`, ...), disjoint
+    from the reported seeds 0..N-1, and are compared by final validation accuracy
+    averaged over those seeds. The test set plays no part in the choice.
+    """
+
+    validation_size: Int = Field(5000, ge=1)
+    seeds: Int = Field(2, ge=1)
+    first_seed: Int = Field(100, ge=0)
+    lr_points: Int = Field(5, ge=1)
+    lr_range: dict[Literal["sgd", "adam"], Annotated[list[Float], Field(min_length=2, max_length=2)]]
+    dba_bases: list[Literal["sgd", "adam"]] = Field(default_factory=lambda: ["sgd"], min_length=1)
+    dba_variants: list[DBASettings] = Field(default_factory=lambda: [DBASettings()], min_length=1)
+
+    @model_validator(mode="after")
+    def ranges_are_ordered(self) -> TuneSpec:
+        for optimizer, (low, high) in self.lr_range.items():
+            if not 0 < low <= high:
+                raise ValueError(f"lr_range.{optimizer}: need 0 < low <= high, got [{low}, {high}]")
+        return self
+
+    def lr_grid(self, optimizer: str) -> list[float]:
+        """`lr_points` log-spaced learning rates from the optimizer's range, ends included."""
+        if optimizer not in self.lr_range:
+            raise ConfigError(f"tune.lr_range has no range for {optimizer}; add e.g. `{optimizer}: [0.001, 0.1]`.")
+        low, high = self.lr_range[optimizer]
+        if self.lr_points == 1:
+            return [low]
+        ratio = (high / low) ** (1 / (self.lr_points - 1))
+        return [float(f"{low * ratio**i:.4g}") for i in range(self.lr_points)]
+
+
+class AblationSpec(Strict):
+    """`dba ablate`: the full grid of these DBA settings, each at its base optimizer's learning rate."""
+
+    seeds: Int = Field(3, ge=1)
+    validation_size: Int = Field(5000, ge=0)
+    lr: dict[Literal["sgd", "adam"], Float] = Field(default_factory=lambda: {"sgd": 0.1, "adam": 0.001})
+    metric: list[Literal[METRICS]] = Field(default_factory=lambda: list(METRICS), min_length=1)
+    direction: list[Literal[DIRECTIONS]] = Field(default_factory=lambda: list(DIRECTIONS), min_length=1)
+    min_size: list[Annotated[Int, Field(ge=1)]] = Field(default_factory=lambda: [1], min_length=1)
+    reduction: list[Literal[REDUCTIONS]] = Field(default_factory=lambda: list(REDUCTIONS), min_length=1)
+    base: list[Literal["sgd", "adam"]] = Field(default_factory=lambda: ["sgd", "adam"], min_length=1)
+
+
+class ProtocolSpec(Strict):
+    """`dba protocol`: diagnostics of how protocol choices move the tuned methods' accuracy."""
+
+    methods: list[str] = Field(default_factory=lambda: ["sgd-tuned", "adam-tuned", "dba-tuned"], min_length=1)
+    seeds: Int = Field(3, ge=1)
+    widths: list[Annotated[Int, Field(ge=1)]] = Field(default_factory=lambda: [128, 1024])
 
 
 class Recipe(Strict):
@@ -73,6 +135,9 @@ class Recipe(Strict):
     targets: list[Float] = Field(default_factory=list)  # accuracies for time-to-target columns
     methods: dict[str, MethodSpec] = Field(min_length=1)
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
+    tune: TuneSpec | None = None
+    ablation: AblationSpec | None = None
+    protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     _source: str = PrivateAttr(default="")  # the file it was read from, for error messages
 
     def runs(
@@ -91,25 +156,29 @@ class Recipe(Strict):
         count = seeds if seeds is not None else (self.smoke.seeds if smoke else self.seeds)
         if count < 1:
             raise ConfigError(f"--seeds: {count} must be at least 1.")
-        epochs = self.smoke.epochs if smoke else self.training.epochs
         planned = []
         for name in names:
             spec = self.methods[name]
-            values = {
-                "data": self.data,
-                "hidden": self.model.hidden,
-                "activation": self.model.activation,
-                "epochs": epochs,
-                "batch_size": self.training.batch_size,
-                **spec.model_dump(exclude={"role"}, exclude_none=True),
-                **{key: value for key, value in overrides.items() if value is not None},
-            }
-            if spec.method != "dba":
-                values.pop("base", None)
             for seed in range(count):
-                config = make_config(RunConfig, {**values, "seed": seed}, source=f"{self._source or self.name} (method {name})")
+                config = self.config_for(spec, seed, smoke, label=f"method {name}", **overrides)
                 planned.append(PlannedRun(self.name, name, spec.role, config))
         return planned
+
+    def config_for(self, spec: MethodSpec, seed: int, smoke: bool = False, label: str = "", **overrides) -> RunConfig:
+        """The validated run of `spec` on this recipe's data, model and schedule; overrides (not None) win."""
+        values = {
+            "data": self.data,
+            "hidden": self.model.hidden,
+            "activation": self.model.activation,
+            "epochs": self.smoke.epochs if smoke else self.training.epochs,
+            "batch_size": self.training.batch_size,
+            **spec.model_dump(exclude={"role"}, exclude_none=True),
+            **{key: value for key, value in overrides.items() if value is not None},
+        }
+        if spec.method != "dba":
+            values.pop("base", None)
+        where = f"{self._source or self.name}" + (f" ({label})" if label else "")
+        return make_config(RunConfig, {**values, "seed": seed}, source=where)
 
     def select_methods(self, methods: list[str] | None) -> list[str]:
         if not methods:
@@ -127,17 +196,25 @@ class Recipe(Strict):
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run of a recipe: which method variant, its role in the tables, and its config."""
+    """One run of a recipe: which method variant, its role in the tables, and its config.
+
+    `group` files runs that are not paper-table rows (tuning candidates,
+    ablation variants, protocol diagnostics) in their own folder, and
+    `eval_every_epoch=False` evaluates them at the last epoch only.
+    """
 
     recipe: str
     method_name: str
     role: str
     config: RunConfig
+    group: str = ""
+    eval_every_epoch: bool = True
 
     @property
     def key(self) -> str:
         """Where its result lives, relative to the results folder."""
-        return f"{self.recipe}/{self.method_name}/seed-{self.config.seed}.json"
+        folder = f"{self.group}/" if self.group else ""
+        return f"{folder}{self.recipe}/{self.method_name}/seed-{self.config.seed}.json"
 
 
 def recipes_dir() -> Path:

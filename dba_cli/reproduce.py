@@ -108,7 +108,11 @@ def make_plan(runs: list[PlannedRun], results_dir: Path, overwrite: bool = False
 
 def run_document(planned: PlannedRun, mnist: MNIST, device: torch.device, reporter: Reporter) -> dict:
     """Train one planned run and build its result document."""
-    result = train(planned.config, mnist, device, on_epoch=lambda record: reporter.epoch_done(planned, record))
+    result = train(
+        planned.config, mnist, device,
+        on_epoch=lambda record: reporter.epoch_done(planned, record),
+        eval_every_epoch=planned.eval_every_epoch,
+    )
     return {
         "schema_version": SCHEMA_VERSION,
         "recipe": planned.recipe,

@@ -179,7 +179,7 @@ def time_to_target(frame: pd.DataFrame, target: float) -> tuple[float | None, fl
     """Mean epochs and training seconds to first reach `target`, over the seeds that did, and how many did."""
     epochs, seconds = [], []
     for accuracies, cumulative_seconds in zip(frame["accuracies"], frame["cumulative_seconds"]):
-        hit = next((i for i, accuracy in enumerate(accuracies) if accuracy >= target), None)
+        hit = next((i for i, accuracy in enumerate(accuracies) if accuracy is not None and accuracy >= target), None)
         if hit is not None:
             epochs.append(hit + 1)
             seconds.append(cumulative_seconds[hit])

@@ -44,8 +44,8 @@ class TrainData:
 class EpochRecord:
     epoch: int
     train_loss: float
-    test_loss: float
-    test_accuracy: float
+    test_loss: float | None  # None: not evaluated this epoch (runs evaluated at the end only)
+    test_accuracy: float | None
     train_seconds: float
     eval_seconds: float
     kept: dict[str, dict[str, float]] | None = None  # DBA only: layer -> mean/min/max kept subset size
@@ -207,8 +207,15 @@ def train(
     mnist: MNIST,
     device: torch.device,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    eval_every_epoch: bool = True,
 ) -> RunResult:
     """Train one model as the config says; evaluate on the full test set after every epoch.
+
+    With `eval_every_epoch=False` only the last epoch is evaluated (test and
+    validation): tuning and ablation grids need only final accuracies, and
+    evaluation costs several times more than training on a data-scarce subset.
+    Evaluation never changes training (no randomness, no state), so both modes
+    train bit-identical models.
 
     A run whose training loss becomes NaN or infinite stops there and is
     recorded as diverged (with the epoch); it is a result, not an error.
@@ -235,8 +242,12 @@ def train(
         synchronize(device)
         trained = time.perf_counter()
         model.eval()
-        test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
-        val_loss, val_accuracy = (None, None) if data.x_val is None else evaluate(model, data.x_val, data.y_val)
+        last = epoch == config.epochs or not math.isfinite(train_loss)
+        test_loss = test_accuracy = val_loss = val_accuracy = None
+        if eval_every_epoch or last:
+            test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
+            if data.x_val is not None:
+                val_loss, val_accuracy = evaluate(model, data.x_val, data.y_val)
         record = EpochRecord(
             epoch, train_loss, test_loss, test_accuracy, trained - started, time.perf_counter() - trained, kept,
             val_loss, val_accuracy,

@@ -1,0 +1,249 @@
+"""`dba tune`: choose every method's setting on a validation split, then report it on the test set.
+
+The comparison a sceptical reviewer accepts gives every method the same
+learning-rate grid (the recipe's `tune:` section states its size and ranges);
+DBA additionally searches its selection settings, which can only favour DBA.
+Candidates train on tuning seeds disjoint from the reported seeds, so the
+reported runs use subsets the choice never saw, and are ranked by final-epoch
+validation accuracy (training images outside the subset). The test set is
+read only for the final report.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+from .recipes import MethodSpec, PlannedRun, Recipe
+from .reproduce import read_result
+
+GROUP = "tune"
+FAMILIES = ("sgd", "adam", "dba")  # each becomes a `<family>-tuned` method
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point of a method's tuning grid."""
+
+    family: str  # sgd, adam or dba
+    label: str  # folder name: lr and, for DBA, base and selection settings
+    spec: MethodSpec
+
+
+@dataclass
+class Scored:
+    candidate: Candidate
+    val_accuracies: list[float]  # one per tuning seed that has finished
+
+    @property
+    def val_mean(self) -> float:
+        return statistics.fmean(self.val_accuracies) if self.val_accuracies else math.nan
+
+
+def tune_spec(recipe: Recipe):
+    if recipe.tune is None:
+        raise ConfigError(
+            f"recipe {recipe.name} has no `tune:` section. Fix: add one (see recipes/mnist-1pct.yaml) "
+            "stating the learning-rate ranges and DBA's selection settings to search."
+        )
+    return recipe.tune
+
+
+def dba_label(settings, base: str) -> str:
+    """A short, readable, unique name for a DBA variant (also its folder name)."""
+    label = f"{base}-{settings.metric}-{settings.direction}-min{settings.min_size}-{settings.reduction}"
+    if settings.max_removals is not None:
+        label += f"-maxrm{settings.max_removals}"
+    return label + ("-unbiased" if settings.unbiased else "")
+
+
+def candidates(recipe: Recipe) -> list[Candidate]:
+    """Every method's grid, in a fixed order (the order breaks ties)."""
+    tune = tune_spec(recipe)
+    found = []
+    for optimizer in ("sgd", "adam"):
+        for lr in tune.lr_grid(optimizer):
+            spec = MethodSpec(role="tuned-baseline", method=optimizer, lr=lr, validation_size=tune.validation_size)
+            found.append(Candidate(optimizer, f"lr-{lr:g}", spec))
+    for base in tune.dba_bases:
+        for settings in tune.dba_variants:
+            for lr in tune.lr_grid(base):
+                spec = MethodSpec(
+                    role="tuned", method="dba", base=base, lr=lr, dba=settings, validation_size=tune.validation_size
+                )
+                found.append(Candidate("dba", f"{dba_label(settings, base)}-lr-{lr:g}", spec))
+    return found
+
+
+def candidate_runs(recipe: Recipe, grid: list[Candidate], smoke: bool = False) -> list[PlannedRun]:
+    """The tuning runs: every candidate on every tuning seed, evaluated at the end only."""
+    tune = tune_spec(recipe)
+    count = recipe.smoke.seeds if smoke else tune.seeds
+    runs = []
+    for candidate in grid:
+        for seed in range(tune.first_seed, tune.first_seed + count):
+            config = recipe.config_for(candidate.spec, seed, smoke, label=f"tune {candidate.family} {candidate.label}")
+            runs.append(
+                PlannedRun(recipe.name, f"{candidate.family}/{candidate.label}", "tuning", config, GROUP, eval_every_epoch=False)
+            )
+    return runs
+
+
+def score(grid: list[Candidate], runs: list[PlannedRun], results_dir: Path) -> list[Scored]:
+    """Each candidate's final validation accuracies, read back from the finished tuning runs."""
+    by_name: dict[str, list[float]] = {}
+    for planned in runs:
+        document = read_result(results_dir / planned.key)
+        if document is not None and document.get("final_val_accuracy") is not None:
+            by_name.setdefault(planned.method_name, []).append(document["final_val_accuracy"])
+    return [Scored(c, by_name.get(f"{c.family}/{c.label}", [])) for c in grid]
+
+
+def choose(scored: list[Scored]) -> dict[str, Scored]:
+    """Per family, the candidate with the highest mean validation accuracy (first in grid order on ties)."""
+    best: dict[str, Scored] = {}
+    for entry in scored:
+        if not entry.val_accuracies:
+            continue
+        current = best.get(entry.candidate.family)
+        if current is None or entry.val_mean > current.val_mean:
+            best[entry.candidate.family] = entry
+    return best
+
+
+def tuned_methods(chosen: dict[str, Scored]) -> dict[str, MethodSpec]:
+    """The chosen settings as recipe methods named `<family>-tuned`."""
+    return {f"{family}-tuned": chosen[family].candidate.spec for family in FAMILIES if family in chosen}
+
+
+def tuned_runs(recipe: Recipe, methods: dict[str, MethodSpec], seeds: int | None = None, smoke: bool = False) -> list[PlannedRun]:
+    """The chosen settings on the recipe's reported seeds, evaluated every epoch like every paper-table run."""
+    count = seeds if seeds is not None else (recipe.smoke.seeds if smoke else recipe.seeds)
+    return [
+        PlannedRun(recipe.name, name, spec.role, recipe.config_for(spec, seed, smoke, label=f"method {name}"))
+        for name, spec in methods.items()
+        for seed in range(count)
+    ]
+
+
+def recipe_differences(recipe: Recipe, methods: dict[str, MethodSpec]) -> list[str]:
+    """Where the recipe's `<family>-tuned` methods disagree with what tuning chose."""
+    notes = []
+    for name, spec in methods.items():
+        stored = recipe.methods.get(name)
+        if stored is None:
+            notes.append(f"recipe {recipe.name} has no method {name!r} yet")
+        elif stored != spec:
+            notes.append(f"recipe {recipe.name}'s {name!r} differs from the setting tuning chose")
+    return notes
+
+
+def chosen_yaml(recipe: Recipe, methods: dict[str, MethodSpec], command: str) -> str:
+    """A `methods:` snippet to paste into the recipe, saying where its values came from."""
+    body = {name: spec.model_dump(exclude_none=True, exclude_defaults=False) for name, spec in methods.items()}
+    for values in body.values():
+        if values["method"] != "dba":
+            values.pop("base", None)
+    header = (
+        f"# Chosen by `{command}` on a validation split (final-epoch validation accuracy,\n"
+        f"# tuning seeds {recipe.tune.first_seed}..{recipe.tune.first_seed + recipe.tune.seeds - 1}); "
+        "paste under the recipe's `methods:`.\n"
+    )
+    return header + yaml.safe_dump(body, sort_keys=False)
+
+
+def describe(spec: MethodSpec) -> str:
+    if spec.method != "dba":
+        return f"{spec.method}, lr {spec.lr:g}"
+    s = spec.dba
+    return f"DBA over {spec.base}, lr {spec.lr:g}; {s.metric} {s.direction}, min_size {s.min_size}, {s.reduction}"
+
+
+def report(recipe: Recipe, scored: list[Scored], chosen: dict[str, Scored], finals: dict[str, list[float]], command: str) -> str:
+    """Markdown: how the choice was made, what was chosen with its test accuracy, and every candidate."""
+    tune = tune_spec(recipe)
+    sizes = {family: sum(1 for s in scored if s.candidate.family == family) for family in FAMILIES}
+    lines = [
+        f"# Tuning: {recipe.name}",
+        "",
+        f"Made by `{command}`; do not edit by hand. Every candidate trained on tuning seeds "
+        f"{tune.first_seed}..{tune.first_seed + tune.seeds - 1} (not the reported seeds, so the reported runs use subset draws the choice never saw), "
+        f"ranked by final-epoch accuracy on a validation split of {tune.validation_size} training images outside the subset. "
+        f"The test set was not used for any choice. Grid sizes: SGD {sizes['sgd']}, Adam {sizes['adam']} "
+        f"({tune.lr_points} log-spaced learning rates each), DBA {sizes['dba']} "
+        f"({tune.lr_points} learning rates x {len(tune.dba_variants)} selection settings x {len(tune.dba_bases)} base optimizers).",
+        "",
+        "## Chosen settings, reported on the test set",
+        "",
+        "| method | chosen setting | validation accuracy % (tuning seeds) | test accuracy % (reported seeds, mean ± std) | n |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for family in FAMILIES:
+        if family not in chosen:
+            continue
+        entry = chosen[family]
+        tests = finals.get(f"{family}-tuned", [])
+        test_cell = "not run yet"
+        if tests:
+            std = statistics.stdev(tests) if len(tests) > 1 else math.nan
+            test_cell = f"{statistics.fmean(tests):.2f} ± {std:.2f}" if len(tests) > 1 else f"{tests[0]:.2f}"
+        lines.append(f"| {family}-tuned | {describe(entry.candidate.spec)} | {entry.val_mean:.2f} | {test_cell} | {len(tests)} |")
+    lines += ["", "## Every candidate", "", "| method | setting | validation accuracy % (mean) | per tuning seed |", "|---|---|---:|---|"]
+    for entry in sorted(scored, key=lambda s: (FAMILIES.index(s.candidate.family), -(s.val_mean if s.val_accuracies else -1))):
+        per_seed = ", ".join(f"{v:.2f}" for v in entry.val_accuracies) or "not run"
+        mean = f"{entry.val_mean:.2f}" if entry.val_accuracies else "–"
+        lines.append(f"| {entry.candidate.family} | {describe(entry.candidate.spec)} | {mean} | {per_seed} |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class TuneOutcome:
+    chosen: dict[str, Scored]
+    methods: dict[str, MethodSpec]
+    report_path: Path
+    chosen_path: Path
+    differences: list[str]
+
+
+def tune(
+    recipe: Recipe,
+    mnist,
+    device,
+    results_dir: Path,
+    command: str,
+    smoke: bool = False,
+    overwrite: bool = False,
+    reporter=None,
+) -> TuneOutcome:
+    """Run the grid (finished candidates are kept), choose on validation, rerun the choices on the reported seeds.
+
+    Writes `<results>/tune/<recipe>/chosen.yaml` (paste into the recipe) and
+    `<results>/tune/<recipe>.md` (the choice and every candidate).
+    """
+    from .io import write_text_atomic
+    from .reproduce import reproduce
+
+    grid = candidates(recipe)
+    runs = candidate_runs(recipe, grid, smoke)
+    reproduce(runs, mnist, device, results_dir, overwrite, reporter)
+    scored = score(grid, runs, results_dir)
+    chosen = choose(scored)
+    methods = tuned_methods(chosen)
+    folder = results_dir / GROUP / recipe.name
+    chosen_path = folder / "chosen.yaml"
+    write_text_atomic(chosen_path, chosen_yaml(recipe, methods, command))
+    finals_runs = tuned_runs(recipe, methods, smoke=smoke)
+    reproduce(finals_runs, mnist, device, results_dir, overwrite, reporter)
+    finals: dict[str, list[float]] = {}
+    for planned in finals_runs:
+        document = read_result(results_dir / planned.key)
+        if document is not None:
+            finals.setdefault(planned.method_name, []).append(document["final_test_accuracy"])
+    report_path = results_dir / GROUP / f"{recipe.name}.md"
+    write_text_atomic(report_path, report(recipe, scored, chosen, finals, command))
+    return TuneOutcome(chosen, methods, report_path, chosen_path, recipe_differences(recipe, methods))
