@@ -404,6 +404,37 @@ def ablate(
 
 
 @app.command()
+def protocol(
+    recipe: RecipeArgument,
+    smoke: SmokeOption = False,
+    results: ResultsOption = None,
+    overwrite: OverwriteOption = False,
+    device: DeviceOption = "auto",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Diagnostics: how a fresh subset per epoch, a best-on-test epoch, a uniform draw or another width move the tuned methods.
+
+    Needs the recipe's tuned methods (see `dba tune`). Runs go to RESULTS/protocol/RECIPE/;
+    RESULTS/protocol.md shows every recipe with protocol runs, our protocol's row marked as the only result.
+    """
+    from .protocol import default_runs, protocol_runs, recipes_for_table, write_protocol_table
+    from .recipes import load_recipe
+    from .reproduce import reproduce as run_all
+
+    with user_errors():
+        loaded = load_recipe(recipe)
+        results_dir = results or Path("results/smoke" if smoke else "results")
+        runs = default_runs(loaded, smoke) + protocol_runs(loaded, smoke)
+        plan = run_grid(
+            "protocol", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep),
+            device, data_dir, results_dir,
+        )
+        with warnings_shown():
+            path, _ = write_protocol_table(results_dir, recipes_for_table(results_dir, loaded, smoke), smoke)
+        typer.echo(f"{loaded.name}: {len(plan.todo)} run(s) done, {len(plan.skipped)} already finished; wrote {path}")
+
+
+@app.command()
 def table(
     results: Annotated[Path, typer.Option(help="Results folder to read (and to write paper-tables.md/.csv into).")] = Path("results"),
     recipes: Annotated[

@@ -1,0 +1,138 @@
+"""Tuning, ablation and protocol diagnostics, on a tiny recipe with real MNIST runs."""
+
+import json
+import math
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dba_cli.ablation import ablation_runs, variants
+from dba_cli.cli import app
+from dba_cli.recipes import load_recipe
+from dba_cli.reproduce import read_result
+from dba_cli.tuning import candidate_runs, candidates
+
+from tests.test_recipes import TINY, write
+
+runner = CliRunner()
+
+TUNED = TINY + """\
+tune:
+  validation_size: 200
+  seeds: 1
+  first_seed: 100
+  lr_points: 3
+  lr_range: {sgd: [0.01, 1.0], adam: [0.0001, 0.01]}
+  dba_bases: [sgd]
+  dba_variants:
+    - {metric: variance, direction: minimize, min_size: 5}
+    - {metric: snr, direction: maximize, min_size: 5}
+ablation:
+  seeds: 1
+  validation_size: 200
+  metric: [variance, cosine]
+  direction: [minimize, maximize]
+  min_size: [1, 5]
+  reduction: [mean]
+  base: [sgd, adam]
+"""
+
+
+def test_every_method_gets_the_same_log_spaced_lr_grid(tmp_path):
+    recipe = load_recipe(write(tmp_path, TUNED))
+    assert recipe.tune.lr_grid("sgd") == [0.01, 0.1, 1.0]
+    assert recipe.tune.lr_grid("adam") == [0.0001, 0.001, 0.01]
+    grid = candidates(recipe)
+    count = {family: sum(c.family == family for c in grid) for family in ("sgd", "adam", "dba")}
+    assert count == {"sgd": 3, "adam": 3, "dba": 3 * 2}
+    runs = candidate_runs(recipe, grid)
+    assert all(run.config.seed >= 100 and run.config.validation_size == 200 for run in runs)
+    assert all(run.key.startswith("tune/tiny/") and not run.eval_every_epoch for run in runs)
+
+
+def test_tune_chooses_by_validation_and_its_yaml_reproduces_the_reruns(tmp_path):
+    path = write(tmp_path, TUNED)
+    results = tmp_path / "results"
+    outcome = runner.invoke(app, ["tune", path, "--results", str(results), "--device", "cpu"])
+    assert outcome.exit_code == 0, outcome.output
+    # The choice is the candidate with the best final validation accuracy, found here from the files.
+    best: dict[str, tuple[float, dict]] = {}
+    for candidate in sorted((results / "tune" / "tiny").glob("*/*/seed-*.json")):
+        document = read_result(candidate)
+        family = candidate.parent.parent.name
+        if family not in best or document["final_val_accuracy"] > best[family][0]:
+            best[family] = (document["final_val_accuracy"], document["config"])
+    chosen = yaml.safe_load((results / "tune" / "tiny" / "chosen.yaml").read_text())
+    assert set(chosen) == {"sgd-tuned", "adam-tuned", "dba-tuned"}
+    for family, (_, config) in best.items():
+        assert chosen[f"{family}-tuned"]["lr"] == config["lr"]
+    # Pasting chosen.yaml into the recipe makes `reproduce` find the tuned reruns finished.
+    pasted = yaml.safe_load(TUNED)
+    pasted["methods"].update(chosen)
+    write(tmp_path, yaml.safe_dump(pasted), "pasted.yaml")
+    again = runner.invoke(
+        app, ["reproduce", str(tmp_path / "pasted.yaml"), "--methods", "sgd-tuned,adam-tuned,dba-tuned",
+              "--results", str(results), "--device", "cpu"],
+    )
+    assert again.exit_code == 0, again.output
+    assert "0 run(s) done, 6 already finished" in again.output
+    report = (results / "tune" / "tiny.md").read_text()
+    assert "| dba-tuned | DBA over sgd" in report and "not run yet" not in report
+    # Tuned reruns are evaluated every epoch and carry the validation split.
+    rerun = json.loads((results / "tiny" / "dba-tuned" / "seed-1.json").read_text())
+    assert all(epoch["test_accuracy"] is not None for epoch in rerun["history"])
+    assert rerun["config"]["validation_size"] == 200 and rerun["role"] == "tuned"
+
+
+def test_ablation_runs_the_full_grid_and_ranks_by_validation(tmp_path):
+    path = write(tmp_path, TUNED)
+    recipe = load_recipe(path)
+    assert len(variants(recipe)) == 2 * 2 * 2 * 1 * 2 == len(ablation_runs(recipe))
+    results = tmp_path / "results"
+    outcome = runner.invoke(app, ["ablate", path, "--results", str(results), "--device", "cpu"])
+    assert outcome.exit_code == 0, outcome.output
+    table = (results / "ablation.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 16
+    validation = [float(row.split("|")[9]) for row in rows]
+    assert validation == sorted(validation, reverse=True)
+    kept = [row.split("|")[11] for row in rows]
+    assert all("0:" in cell and "2:" in cell for cell in kept)  # both Linear layers report a kept size
+
+
+def test_protocol_needs_tuned_methods_and_labels_diagnostics(tmp_path):
+    path = write(tmp_path, TINY)
+    outcome = runner.invoke(app, ["protocol", path, "--results", str(tmp_path / "r"), "--device", "cpu"])
+    assert outcome.exit_code == 2 and "dba tune" in outcome.output
+    tuned = TINY.replace("seeds: 2\n", "seeds: 2\nprotocol: {methods: [sgd, adam], seeds: 2, widths: [16]}\n")
+    path = write(tmp_path, tuned, "tuned.yaml")
+    outcome = runner.invoke(app, ["protocol", path, "--results", str(tmp_path / "r"), "--device", "cpu"])
+    assert outcome.exit_code == 0, outcome.output
+    table = (tmp_path / "r" / "protocol.md").read_text()
+    assert "| ours: fixed stratified subset, final epoch, width 32 | **result** |" in table
+    for label in ("best epoch selected on the test set", "fresh subset drawn every epoch", "uniform", "hidden width 16"):
+        assert f"| {label}" in table or label in table
+    assert table.count("diagnostic, not a result") == 4
+    assert "not run" not in table
+    # The best-on-test row can only be at least the final-epoch row.
+    ours = [line for line in table.splitlines() if line.startswith("| ours")][0].split("|")
+    best = [line for line in table.splitlines() if line.startswith("| best epoch")][0].split("|")
+    for column in (3, 4):
+        assert float(best[column].split()[0]) >= float(ours[column].split()[0]) - 1e-9
+    assert not math.isnan(float(ours[3].split()[0]))
+
+
+def test_a_recipe_without_a_tune_section_says_how_to_add_one(tmp_path):
+    outcome = runner.invoke(app, ["tune", write(tmp_path, TINY), "--results", str(tmp_path / "r")])
+    assert outcome.exit_code == 2
+    assert "no `tune:` section" in outcome.output
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("lr_range: {sgd: [1.0, 0.01]}", "need 0 < low <= high"),
+    ("lr_range: {sgd: [0.1]}", "lr_range.sgd"),
+])
+def test_bad_tune_sections_name_the_field(tmp_path, bad, message):
+    outcome = runner.invoke(app, ["tune", write(tmp_path, TINY + "tune:\n  " + bad + "\n"), "--results", str(tmp_path / "r")])
+    assert outcome.exit_code == 2 and message in outcome.output
