@@ -8,9 +8,13 @@ same functions run as plain Python: correct, only slower.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import warnings
+from pathlib import Path
 
 try:
+    import numba
     from numba import njit as _numba_njit
 
     HAVE_NUMBA = True
@@ -18,10 +22,38 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     HAVE_NUMBA = False
 
 
+def _use_source_keyed_cache() -> bool:
+    """Point numba's on-disk cache at a folder named after a hash of this package's sources.
+
+    Numba decides whether a cached function is stale from the timestamp of the
+    file it is defined in only, not of the files it calls into: after an edit
+    of metrics.py, a cached search._greedy kept running the old metric code
+    (seen here, as a ZeroDivisionError that the edit had fixed). A folder per
+    source hash can never serve stale code. A NUMBA_CACHE_DIR set by the user
+    is respected. Returns whether caching is possible.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return True
+    from ..data.mnist import default_cache_dir
+
+    sources = sorted(Path(__file__).parent.glob("*.py"))
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
+    folder = default_cache_dir() / "numba" / digest
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False  # an unwritable cache: compile in every process instead
+    numba.config.CACHE_DIR = str(folder)
+    return True
+
+
+CACHE = HAVE_NUMBA and _use_source_keyed_cache()
+
+
 def njit(function):
-    """Compile `function` with numba (cached on disk) when available."""
+    """Compile `function` with numba (cached on disk, keyed by source hash) when available."""
     if HAVE_NUMBA:
-        return _numba_njit(cache=True, nogil=True)(function)
+        return _numba_njit(cache=CACHE, nogil=True)(function)
     return function
 
 

@@ -96,8 +96,10 @@ def _metric(metric, m, inv_m, inv_dof, D, T, C, unbiased, rtol):
     if metric == MEAN_VARIANCE:
         return mean_variance
     # SNR
-    if mean_variance <= floor * inv_m:
-        return math.nan if mean_norm <= floor else math.inf
+    # `<= 0.0` too: rounding can push D (hence the floor) a hair below zero when
+    # every gradient of a layer vanishes, and compiled code raises on x / 0.
+    if mean_variance <= floor * inv_m or mean_variance <= 0.0:
+        return math.nan if mean_norm <= max(floor, 0.0) else math.inf
     return mean_norm / mean_variance
 
 
@@ -134,7 +136,7 @@ def tolerance(metric, m, D, T, N1, rtol):
             scale = N1 / math.sqrt(T)
     else:  # SNR
         spread = 1.0 - T / (m * D) if D > 0.0 else 0.0  # 1 - rho
-        if spread > 0.0:
+        if spread * spread > 0.0:  # (a tiny spread squares to zero)
             scale = m / (spread * spread)
     tol = rtol * scale
     return tol if math.isfinite(tol) else 0.0

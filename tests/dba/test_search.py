@@ -156,3 +156,19 @@ def test_non_finite_gram_keeps_everything_and_degenerate_grams_stay_in_bounds():
         for metric in ("variance", "mean_variance", "snr", "mean_norm", "cosine"):
             mask = greedy_search((g @ g.T).astype(np.float32), DBAConfig(metric=metric, min_size=1))
             assert mask.shape == (B,) and mask.sum() >= 1
+
+
+def test_vanishing_gradients_with_a_slightly_negative_gram_never_divide_by_zero():
+    """Seen in the ablation: a layer whose per-sample gradients all vanish; rounding left diag K a hair below 0."""
+    import numpy as np
+
+    from dba_cli.dba.config import DBAConfig
+    from dba_cli.dba.search import greedy_search
+
+    for diagonal in (-1e-30, 0.0, 1e-300):
+        K = np.zeros((6, 6))
+        np.fill_diagonal(K, diagonal)
+        for metric in ("variance", "mean_variance", "snr", "mean_norm", "cosine"):
+            for direction in ("minimize", "maximize"):
+                mask = greedy_search(K, DBAConfig(metric=metric, direction=direction, min_size=1))
+                assert mask.shape == (6,) and mask.sum() >= 1
