@@ -8,9 +8,10 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 RESULTS ?= results
 SMOKE_RESULTS ?= results/smoke
 DEVICE ?= auto
-RECIPES := mnist-1pct mnist-10-per-class mnist-full
+RECIPES ?= mnist-1pct mnist-10-per-class mnist-full
+SCARCE ?= mnist-1pct mnist-10-per-class
 
-.PHONY: install test test-cuda smoke paper-tables bench bench-pipeline clean
+.PHONY: install test test-cuda smoke paper-tables fair-comparison bench bench-pipeline clean
 
 install:  ## create .venv and install dba with its test tools
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +29,18 @@ smoke:  ## every recipe end to end with tiny epochs and one seed (CI); not a res
 	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe --smoke --results $(SMOKE_RESULTS) --device $(DEVICE) || exit $$?; done
 	$(DBA) table --results $(SMOKE_RESULTS) > /dev/null
 
-paper-tables:  ## the full protocol: all recipes, then tables and figures (resumable: rerun to continue)
+paper-tables:  ## the full protocol: all recipes (incl. tuned methods), tuning, ablation, protocol diagnostics, tables, figures (resumable)
 	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; done
+	@$(MAKE) --no-print-directory fair-comparison
 	$(DBA) table --results $(RESULTS) > /dev/null
 	$(DBA) plot --results $(RESULTS)
+
+fair-comparison:  ## on the data-scarce recipes: dba tune, dba ablate, dba protocol (results/tune/, ablation.md, protocol.md)
+	@for recipe in $(SCARCE); do \
+		$(DBA) tune $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; \
+		$(DBA) ablate $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; \
+		$(DBA) protocol $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; \
+	done
 
 bench:  ## DBA step timing against plain SGD and a naive DBA
 	$(DBA) bench step

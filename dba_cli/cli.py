@@ -20,7 +20,7 @@ from .devices import DEVICE_HELP, resolve_device
 from .errors import ConfigError, DBAError
 from .io import write_json_atomic
 from .models import ACTIVATIONS
-from .train import EpochRecord, train
+from .train import EpochRecord, run_notes, train
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -45,7 +45,7 @@ DeviceOption = Annotated[str, typer.Option("--device", help=f"Where to train: {D
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Show user-fixable errors as one message with exit code 2, Ctrl-C as exit code 130."""
+    """Never a traceback: user-fixable errors exit 2, Ctrl-C 130, a bug 1 with its traceback saved to a file."""
     try:
         yield
     except DBAError as exc:
@@ -54,6 +54,44 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("[yellow]Interrupted.[/]")
         raise typer.Exit(code=130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        from .devices import out_of_memory_message
+
+        message = out_of_memory_message(exc)
+        if message is not None:
+            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        report = save_crash_report(exc)
+        err.print(
+            f"[bold red]internal error[/] (a bug in dba, not in your input): {type(exc).__name__}: {exc}. "
+            f"Traceback saved to {report}; please attach it to a bug report. Finished runs are kept; "
+            "rerunning the same command continues.",
+            highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(code=1) from None
+
+
+def save_crash_report(exc: BaseException) -> str:
+    """Write the traceback to a file (the user sees one line, a maintainer gets everything)."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        handle, path = tempfile.mkstemp(prefix="dba-crash-", suffix=".log")
+        with open(handle, "w", encoding="utf-8") as out:
+            out.write(" ".join(sys.argv) + "\n\n" + text)
+        return path
+    except OSError:
+        return "(could not be saved)"
+
+
+def show_notes(notes: list[str]) -> None:
+    """Each distinct note once, before anything trains."""
+    for note in dict.fromkeys(notes):
+        err.print(f"[cyan]note:[/] {note}", highlight=False, soft_wrap=True)
 
 
 def split_names(text: str | None) -> list[str] | None:
@@ -182,6 +220,7 @@ def run(
         if dba:
             values["dba"] = dba
         config = run_config(**values)
+        show_notes(run_notes(config))
         torch_device = resolve_device(device)
         mnist = load_mnist(data_dir)
         label = f"{config.method} on {config.data}"
@@ -266,6 +305,19 @@ class RichReporter:
         self.progress.update(self.current, advance=1, status=status)
         self.progress.advance(self.overall)
 
+    def run_busy(self, planned) -> None:
+        self.progress.advance(self.overall, planned.config.epochs)
+        self.progress.console.print(
+            f"busy: {planned.recipe} {planned.method_name} seed {planned.config.seed} is being trained by another "
+            "dba process; left to it."
+        )
+
+    def run_skipped(self, planned) -> None:
+        self.progress.advance(self.overall, planned.config.epochs)
+        self.progress.console.print(
+            f"skipped: {planned.recipe} {planned.method_name} seed {planned.config.seed} was finished by another dba process."
+        )
+
     def run_finished(self, planned, document) -> None:
         self.progress.remove_task(self.current)
         self.progress.console.print(
@@ -299,6 +351,7 @@ def reproduce(
         loaded = load_recipe(recipe)
         runs = loaded.runs(seeds=seeds, methods=split_names(methods), smoke=smoke, epochs=epochs, batch_size=batch_size)
         results_dir = results or Path("results/smoke" if smoke else "results")
+        show_notes([note for planned in runs for note in run_notes(planned.config)])
         torch_device = resolve_device(device)
         mnist = load_mnist(data_dir)
         try:

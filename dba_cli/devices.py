@@ -36,3 +36,24 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work so that wall-clock timings are honest."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def out_of_memory_message(exc: BaseException) -> str | None:
+    """A clear message for a device running out of memory, or None for any other error.
+
+    torch raises torch.OutOfMemoryError for CUDA (and some other backends);
+    a CPU allocation failure surfaces as a RuntimeError naming the bytes it
+    could not allocate.
+    """
+    text = str(exc)
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower():
+        where = "the GPU" if "cuda" in text.lower() or isinstance(exc, torch.OutOfMemoryError) else "the device"
+    elif isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in text:
+        where = "the CPU (RAM)"
+    else:
+        return None
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return (
+        f"out of memory on {where} ({first[:160]}). Fix: a smaller --batch-size or hidden width, "
+        "fewer runs at once on this device, or --device cpu. Finished runs are kept; rerun to continue."
+    )

@@ -21,3 +21,7 @@ class ConfigError(DBAError):
 
 class DeviceError(DBAError):
     """The requested device is not available."""
+
+
+class ResultsNotWritable(DBAError):
+    """The results folder cannot be created or written, or the disk is full."""

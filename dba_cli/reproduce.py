@@ -8,18 +8,24 @@ silently overwritten; a damaged one is reported by name and redone.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
+import os
+import shutil
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from .data.mnist import MNIST
-from .errors import ConfigError
-from .io import write_json_atomic
+from .checkpoint import checkpoint_path
+from .errors import ConfigError, ResultsNotWritable
+from .io import write_json_atomic, write_text_atomic
 from .provenance import device_description, git_commit
 from .recipes import PlannedRun
 from .train import EpochRecord, train
@@ -38,12 +44,17 @@ class Reporter:
 
     def run_finished(self, planned: PlannedRun, document: dict) -> None: ...
 
+    def run_busy(self, planned: PlannedRun) -> None: ...
+
+    def run_skipped(self, planned: PlannedRun) -> None: ...
+
 
 @dataclass
 class Plan:
     todo: list[PlannedRun]
     skipped: list[PlannedRun]
     damaged: list[Path]  # unreadable result files that will be redone
+    busy: list[PlannedRun] = field(default_factory=list)  # being trained by another process right now
 
 
 def read_result(path: Path) -> dict | None:
@@ -59,7 +70,39 @@ def read_result(path: Path) -> dict | None:
         raise ValueError(f"{path}: not a dba result file (missing keys)")
     if document["status"] != "finished":
         raise ValueError(f"{path}: status {document['status']!r}, not finished")
+    problem = shape_problem(document)
+    if problem:
+        raise ValueError(f"{path}: not a valid result file ({problem}); edited by hand?")
     return document
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def shape_problem(document: dict) -> str | None:
+    """What is wrong with a result document's values, or None: tables must never crash on a hand-edited file."""
+    if not isinstance(document["config"], dict):
+        return "config is not a mapping"
+    for key in ("recipe", "method_name"):
+        if not isinstance(document[key], str) or not document[key]:
+            return f"{key} is not a name"
+    if not is_number(document["final_test_accuracy"]) or not 0 <= document["final_test_accuracy"] <= 100:
+        return "final_test_accuracy is not a percentage"
+    if not isinstance(document.get("seed"), int) or isinstance(document.get("seed"), bool):
+        return "seed is not an integer"
+    history = document["history"]
+    if not isinstance(history, list) or not history:
+        return "history is not a non-empty list"
+    for record in history:
+        if not isinstance(record, dict):
+            return "a history entry is not a mapping"
+        if not is_number(record.get("train_seconds")) or not isinstance(record.get("epoch"), int):
+            return "a history entry lacks epoch or train_seconds"
+        accuracy = record.get("test_accuracy")
+        if accuracy is not None and not is_number(accuracy):
+            return "a history entry has a non-numeric test_accuracy"
+    return None
 
 
 def finished_results(results_dir: Path) -> Iterator[tuple[Path, dict]]:
@@ -106,12 +149,15 @@ def make_plan(runs: list[PlannedRun], results_dir: Path, overwrite: bool = False
     return plan
 
 
-def run_document(planned: PlannedRun, mnist: MNIST, device: torch.device, reporter: Reporter) -> dict:
-    """Train one planned run and build its result document."""
+def run_document(
+    planned: PlannedRun, mnist: MNIST, device: torch.device, reporter: Reporter, checkpoint: Path | None = None
+) -> dict:
+    """Train one planned run (resuming from `checkpoint` if there is one) and build its result document."""
     result = train(
         planned.config, mnist, device,
         on_epoch=lambda record: reporter.epoch_done(planned, record),
         eval_every_epoch=planned.eval_every_epoch,
+        checkpoint=checkpoint,
     )
     return {
         "schema_version": SCHEMA_VERSION,
@@ -135,13 +181,107 @@ def reproduce(
     overwrite: bool = False,
     reporter: Reporter | None = None,
 ) -> Plan:
-    """Run every planned run not already finished; each result is written as soon as it ends."""
+    """Run every planned run not already finished; each result is written as soon as it ends.
+
+    Safe to run twice at once on the same folder: each run is taken under its
+    own lock, so a run another process is training is left to it (reported as
+    busy), and a run it finished meanwhile is not redone. A killed run resumes
+    from its last checkpoint.
+    """
     reporter = reporter or Reporter()
     plan = make_plan(runs, results_dir, overwrite)
+    check_writable(results_dir, len(plan.todo))
     reporter.plan(plan.todo, plan.skipped, plan.damaged)
     for planned in plan.todo:
-        reporter.run_started(planned)
-        document = run_document(planned, mnist, device, reporter)
-        write_json_atomic(results_dir / planned.key, document)
-        reporter.run_finished(planned, document)
+        path = results_dir / planned.key
+        with run_lock(results_dir, planned.key) as held:
+            if not held:
+                plan.busy.append(planned)
+                reporter.run_busy(planned)
+                continue
+            if finished_with(path, planned):  # another process finished it while we waited our turn
+                plan.skipped.append(planned)
+                reporter.run_skipped(planned)
+                continue
+            remove_stale_temporaries(path)
+            reporter.run_started(planned)
+            document = run_document(planned, mnist, device, reporter, checkpoint_path(path))
+            write_result(path, document)
+            checkpoint_path(path).unlink(missing_ok=True)
+            reporter.run_finished(planned, document)
     return plan
+
+
+def finished_with(path: Path, planned: PlannedRun) -> bool:
+    try:
+        stored = read_result(path)
+    except ValueError:
+        return False
+    return stored is not None and stored["config"] == planned.config.to_dict()
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Temporary files a killed writer left beside this run's result or checkpoint (we hold the run's lock)."""
+    for name in (path.name, checkpoint_path(path).name):
+        for stale in path.parent.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+def write_result(path: Path, document: dict) -> None:
+    try:
+        write_json_atomic(path, document)
+    except OSError as exc:
+        raise ResultsNotWritable(
+            f"could not write {path}: {exc.strerror or exc}. Runs finished before this one are kept; "
+            "free some space (or fix the folder's permissions) and rerun the same command to continue."
+        ) from None
+
+
+# A result file is at most ~0.5 MB (full MNIST's subset indices); a checkpoint is a few MB.
+BYTES_PER_RESULT = 512 * 1024
+CHECKPOINT_BYTES = 64 * 1024 * 1024
+
+
+def check_writable(results_dir: Path, todo: int) -> None:
+    """Before anything trains: the results folder can be created and written, and has room for the results."""
+    if todo == 0:
+        return
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        probe = results_dir / f".write-test-{os.getpid()}"
+        write_text_atomic(probe, "ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ResultsNotWritable(
+            f"results folder {results_dir} is not writable ({exc.strerror or exc}). "
+            "Fix: choose another folder with --results, or fix its permissions."
+        ) from None
+    free = shutil.disk_usage(results_dir).free
+    needed = todo * BYTES_PER_RESULT + CHECKPOINT_BYTES
+    if free < needed:
+        raise ResultsNotWritable(
+            f"results folder {results_dir} has {free / 2**20:.0f} MB free; {todo} run(s) need about "
+            f"{needed / 2**20:.0f} MB (results and checkpoints). Fix: free some space or use --results elsewhere."
+        )
+
+
+@contextmanager
+def run_lock(results_dir: Path, key: str) -> Iterator[bool]:
+    """An exclusive, non-blocking lock for one run; yields whether we hold it.
+
+    An OS lock (flock) on results/.locks/<key>.lock: released by the kernel
+    when the process dies, even by kill -9, so a crash never leaves a run
+    locked forever.
+    """
+    lock_path = results_dir / ".locks" / (key.replace("/", "__") + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

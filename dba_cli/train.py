@@ -12,11 +12,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .data.mnist import MNIST, to_features
 from .data.subsets import draw_subset, draw_validation, indices_hash, parse_subset
@@ -84,11 +86,6 @@ class RunResult:
         return values
 
 
-# One optimisation step on a mini-batch: its mean loss (a 0-dim tensor, left on the
-# device to avoid a sync) and, for DBA, the kept subset size per layer.
-StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, int] | None]]
-
-
 def prepare_data(mnist: MNIST, config: RunConfig, device: torch.device) -> TrainData:
     """Draw the run's subset (and validation split) and move standardised features to the device once.
 
@@ -130,6 +127,24 @@ def redraw_subset(data: TrainData, mnist: MNIST, config: RunConfig, epoch: int) 
     data.y_train = mnist.train_labels[indices].to(data.x_train.device)
 
 
+def run_notes(config: RunConfig) -> list[str]:
+    """What a user should know before a run that is valid but may not do what they expect."""
+    size = parse_subset(config.data).size() or 60000 - config.validation_size
+    batch = min(config.batch_size, size)
+    notes = []
+    if config.batch_size > size:
+        notes.append(
+            f"batch size {config.batch_size} is larger than the training subset ({size} images of {config.data}): "
+            "every step uses the whole subset (full-batch training, one step per epoch)."
+        )
+    if config.method == "dba" and config.dba.min_size >= batch:
+        notes.append(
+            f"dba.min_size {config.dba.min_size} is not smaller than the batch ({batch} samples): "
+            f"DBA can remove no sample and trains exactly like plain {config.base}."
+        )
+    return notes
+
+
 def make_optimizer(params, config: RunConfig) -> torch.optim.Optimizer:
     """SGD (optionally with momentum) or Adam, with the config's learning rate.
 
@@ -140,32 +155,51 @@ def make_optimizer(params, config: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
 
 
-def make_step(model: nn.Module, config: RunConfig) -> StepFn:
-    """The step function of the config's method: plain SGD/Adam, or DBA over SGD/Adam."""
-    optimizer = make_optimizer(model.parameters(), config)
-    if config.method == "dba":
-        from .dba import DBA
+class Stepper:
+    """One optimisation step on a mini-batch, and the optimizer (and DBA) state a checkpoint needs.
 
-        engine = DBA(model, optimizer, config.dba.to_engine())
+    Calling it returns the batch's mean loss (a 0-dim tensor, left on the
+    device to avoid a sync) and, for DBA, the kept subset size per layer.
+    """
 
-        def dba_step(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, int]]:
-            result = engine.step(inputs, targets)
+    def __init__(self, model: nn.Module, config: RunConfig) -> None:
+        self.model = model
+        self.optimizer = make_optimizer(model.parameters(), config)
+        self.engine = None
+        if config.method == "dba":
+            from .dba import DBA
+
+            self.engine = DBA(model, self.optimizer, config.dba.to_engine())
+
+    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, int] | None]:
+        if self.engine is not None:
+            result = self.engine.step(inputs, targets)
             return result.loss, result.kept
-
-        return dba_step
-
-    def step(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, None]:
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(inputs), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self.model(inputs), targets)
         loss.backward()
-        optimizer.step()
+        self.optimizer.step()
         return loss.detach(), None
 
-    return step
+    def state_dict(self) -> dict:
+        if self.engine is not None:
+            return {"dba": self.engine.state_dict()}
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.engine is not None:
+            self.engine.load_state_dict(state["dba"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
+
+
+def make_step(model: nn.Module, config: RunConfig) -> Stepper:
+    """The step function of the config's method: plain SGD/Adam, or DBA over SGD/Adam."""
+    return Stepper(model, config)
 
 
 def train_epoch(
-    step: StepFn, data: TrainData, batch_size: int, generator: torch.Generator
+    step: Stepper, data: TrainData, batch_size: int, generator: torch.Generator
 ) -> tuple[float, dict[str, dict[str, float]] | None]:
     """One pass over the training subset in a seeded random order.
 
@@ -208,6 +242,8 @@ def train(
     device: torch.device,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     eval_every_epoch: bool = True,
+    checkpoint: Path | None = None,
+    checkpoint_interval: float = 1.0,
 ) -> RunResult:
     """Train one model as the config says; evaluate on the full test set after every epoch.
 
@@ -219,6 +255,12 @@ def train(
 
     A run whose training loss becomes NaN or infinite stops there and is
     recorded as diverged (with the epoch); it is a result, not an error.
+
+    With a `checkpoint` path, the run resumes from that checkpoint if it
+    belongs to this config, and saves one after an epoch whenever at least
+    `checkpoint_interval` seconds passed since the last (0: every epoch), so a
+    killed run loses at most about max(one epoch, that interval). Short runs
+    never pay for a checkpoint.
     """
     data = prepare_data(mnist, config, device)
     model = build_mlp(tuple(config.hidden), config.activation, seed=config.seed).to(device)
@@ -233,7 +275,20 @@ def train(
         versions=library_versions(),
         validation_hash=None if data.val_indices is None else indices_hash(data.val_indices),
     )
-    for epoch in range(1, config.epochs + 1):
+    first_epoch = 1
+    state = load_checkpoint(checkpoint, result.config) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        step.load_state_dict(state["stepper"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        result.history = [EpochRecord(**record) for record in state["history"]]
+        first_epoch = state["epoch"] + 1
+        for record in result.history:
+            if on_epoch is not None:
+                on_epoch(record)
+    last_saved = time.monotonic()
+    for epoch in range(first_epoch, config.epochs + 1):
         if config.resample == "every_epoch" and epoch > 1:
             redraw_subset(data, mnist, config, epoch)
         started = time.perf_counter()
@@ -258,4 +313,7 @@ def train(
         if not math.isfinite(train_loss):
             result.diverged_at_epoch = epoch
             break
+        if checkpoint is not None and not last and time.monotonic() - last_saved >= checkpoint_interval:
+            save_checkpoint(checkpoint, result.config, epoch, model, step, generator, result.history)
+            last_saved = time.monotonic()
     return result
