@@ -312,6 +312,11 @@ class RichReporter:
             "dba process; left to it."
         )
 
+    def run_resuming(self, planned) -> None:
+        self.progress.console.print(
+            f"resuming: {planned.recipe} {planned.method_name} seed {planned.config.seed} from its last checkpoint."
+        )
+
     def run_skipped(self, planned) -> None:
         self.progress.advance(self.overall, planned.config.epochs)
         self.progress.console.print(
@@ -363,8 +368,10 @@ def reproduce(
                 f"{results_dir}; the interrupted run left no file. Rerun the same command to continue."
             )
             raise typer.Exit(code=130) from None
+        done = len(plan.done)
+        busy = f", {len(plan.busy)} left to another dba process (rerun when it ends)" if plan.busy else ""
         typer.echo(
-            f"{loaded.name}: {len(plan.todo)} run(s) done, {len(plan.skipped)} already finished; results in {results_dir}/{loaded.name}/"
+            f"{loaded.name}: {done} run(s) done, {len(plan.skipped)} already finished{busy}; results in {results_dir}/{loaded.name}/"
         )
 
 
@@ -453,7 +460,7 @@ def ablate(
         )
         with warnings_shown():
             path, _ = write_ablation_table(results_dir)
-        typer.echo(f"{loaded.name}: {len(plan.todo)} ablation run(s) done, {len(plan.skipped)} already finished; wrote {path}")
+        typer.echo(f"{loaded.name}: {len(plan.done)} ablation run(s) done, {len(plan.skipped)} already finished; wrote {path}")
 
 
 @app.command()
@@ -484,7 +491,7 @@ def protocol(
         )
         with warnings_shown():
             path, _ = write_protocol_table(results_dir, recipes_for_table(results_dir, loaded, smoke), smoke)
-        typer.echo(f"{loaded.name}: {len(plan.todo)} run(s) done, {len(plan.skipped)} already finished; wrote {path}")
+        typer.echo(f"{loaded.name}: {len(plan.done)} run(s) done, {len(plan.skipped)} already finished; wrote {path}")
 
 
 @app.command()

@@ -46,6 +46,8 @@ class Reporter:
 
     def run_busy(self, planned: PlannedRun) -> None: ...
 
+    def run_resuming(self, planned: PlannedRun) -> None: ...
+
     def run_skipped(self, planned: PlannedRun) -> None: ...
 
 
@@ -55,6 +57,7 @@ class Plan:
     skipped: list[PlannedRun]
     damaged: list[Path]  # unreadable result files that will be redone
     busy: list[PlannedRun] = field(default_factory=list)  # being trained by another process right now
+    done: list[PlannedRun] = field(default_factory=list)  # trained and written by this call
 
 
 def read_result(path: Path) -> dict | None:
@@ -149,6 +152,21 @@ def make_plan(runs: list[PlannedRun], results_dir: Path, overwrite: bool = False
     return plan
 
 
+CHECKPOINT_SECONDS_ENV = "DBA_CHECKPOINT_SECONDS"
+
+
+def checkpoint_interval() -> float:
+    """Seconds between checkpoints: `DBA_CHECKPOINT_SECONDS`, default 1 (0: after every epoch)."""
+    text = os.environ.get(CHECKPOINT_SECONDS_ENV, "1")
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ConfigError(f"{CHECKPOINT_SECONDS_ENV}={text!r}: must be a number of seconds >= 0 (0: every epoch).")
+    return value
+
+
 def run_document(
     planned: PlannedRun, mnist: MNIST, device: torch.device, reporter: Reporter, checkpoint: Path | None = None
 ) -> dict:
@@ -158,6 +176,7 @@ def run_document(
         on_epoch=lambda record: reporter.epoch_done(planned, record),
         eval_every_epoch=planned.eval_every_epoch,
         checkpoint=checkpoint,
+        checkpoint_interval=checkpoint_interval(),
     )
     return {
         "schema_version": SCHEMA_VERSION,
@@ -204,10 +223,13 @@ def reproduce(
                 reporter.run_skipped(planned)
                 continue
             remove_stale_temporaries(path)
+            if checkpoint_path(path).exists():
+                reporter.run_resuming(planned)
             reporter.run_started(planned)
             document = run_document(planned, mnist, device, reporter, checkpoint_path(path))
             write_result(path, document)
             checkpoint_path(path).unlink(missing_ok=True)
+            plan.done.append(planned)
             reporter.run_finished(planned, document)
     return plan
 
