@@ -11,7 +11,7 @@ DEVICE ?= auto
 RECIPES ?= mnist-1pct mnist-10-per-class mnist-full
 SCARCE ?= mnist-1pct mnist-10-per-class
 
-.PHONY: install test test-cuda smoke paper-tables fair-comparison bench bench-pipeline clean
+.PHONY: install test test-cuda fuzz smoke paper-tables fair-comparison bench bench-pipeline clean
 
 install:  ## create .venv and install dba with its test tools
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test:  ## the test suite (CUDA tests skip themselves without a GPU)
 
 test-cuda:  ## only the CUDA tests
 	$(PY) -m pytest -q -m cuda
+
+fuzz:  ## the property-based fuzz tests with 2000 random inputs each (the suite uses 150)
+	DBA_FUZZ_EXAMPLES=2000 $(PY) -m pytest -q -s tests/test_fuzz.py
 
 smoke:  ## every recipe end to end with tiny epochs and one seed (CI); not a result
 	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe --smoke --results $(SMOKE_RESULTS) --device $(DEVICE) || exit $$?; done

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
+from typer.core import _click as click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .config import DEFAULT_LR, METHODS, run_config
@@ -22,7 +25,35 @@ from .io import write_json_atomic
 from .models import ACTIVATIONS
 from .train import EpochRecord, run_notes, train
 
+class OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, bad value, missing argument) as one line, like every other dba error.
+
+    Typer draws these in a multi-line box; a reproducer that is scripted and
+    logged is better served by `error: <what> (see 'dba CMD --help')`, exit 2.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `dba` or `dba recipes` alone: the help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            message = " ".join(exc.format_message().split())
+            err.print(f"error: {message}{hint}", highlight=False, soft_wrap=True, markup=False)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("Aborted.")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     no_args_is_help=True,
     help="Reproduce 'Dynamic Batch Adaptation' (arXiv:2208.00815) on MNIST: DBA against SGD and Adam.",
     pretty_exceptions_enable=False,
@@ -49,7 +80,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except DBAError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        message = " ".join(str(exc).splitlines())  # one line, whatever a file's contents put in it
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     except KeyboardInterrupt:
         err.print("[yellow]Interrupted.[/]")

@@ -159,10 +159,10 @@ def run_config(**values) -> RunConfig:
 
 
 def config_error(exc: ValidationError, model: type[BaseModel], source: str | None = None) -> ConfigError:
-    """One line per problem: `[file: ]field.path: what is wrong (got X)`."""
+    """Every problem on one line, `; `-separated: `[file: ]field.path: what is wrong (got X)`."""
     lines = []
     for error in exc.errors(include_url=False):
-        path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        path = ".".join(readable(part) for part in error["loc"]) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             known = known_fields(model, error["loc"][:-1])
@@ -174,7 +174,13 @@ def config_error(exc: ValidationError, model: type[BaseModel], source: str | Non
                 message += f" (got {error.get('input')!r})"
         prefix = f"{source}: " if source else ""
         lines.append(f"{prefix}{path}: {message}")
-    return ConfigError("\n".join(lines))
+    return ConfigError("; ".join(lines))
+
+
+def readable(part: object) -> str:
+    """A field path part as typed, or quoted when it holds line breaks or other unprintable characters."""
+    text = str(part)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 def known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
