@@ -132,14 +132,14 @@ def tuned_runs(recipe: Recipe, methods: dict[str, MethodSpec], seeds: int | None
 
 
 def recipe_differences(recipe: Recipe, methods: dict[str, MethodSpec]) -> list[str]:
-    """Where the recipe's `<family>-tuned` methods disagree with what tuning chose."""
+    """Where the recipe's `<family>-tuned` methods disagree with what tuning chose (missing or different)."""
+    missing = [name for name in methods if name not in recipe.methods]
+    different = [name for name, spec in methods.items() if name in recipe.methods and recipe.methods[name] != spec]
     notes = []
-    for name, spec in methods.items():
-        stored = recipe.methods.get(name)
-        if stored is None:
-            notes.append(f"recipe {recipe.name} has no method {name!r} yet")
-        elif stored != spec:
-            notes.append(f"recipe {recipe.name}'s {name!r} differs from the setting tuning chose")
+    if missing:
+        notes.append(f"recipe {recipe.name} has no method {', '.join(missing)} yet")
+    if different:
+        notes.append(f"recipe {recipe.name}'s {', '.join(different)} differ from the settings tuning chose")
     return notes
 
 
@@ -164,15 +164,19 @@ def describe(spec: MethodSpec) -> str:
     return f"DBA over {spec.base}, lr {spec.lr:g}; {s.metric} {s.direction}, min_size {s.min_size}, {s.reduction}"
 
 
-def report(recipe: Recipe, scored: list[Scored], chosen: dict[str, Scored], finals: dict[str, list[float]], command: str) -> str:
+def report(
+    recipe: Recipe, scored: list[Scored], chosen: dict[str, Scored], finals: dict[str, list[float]], command: str,
+    smoke: bool = False,
+) -> str:
     """Markdown: how the choice was made, what was chosen with its test accuracy, and every candidate."""
     tune = tune_spec(recipe)
+    last_seed = tune.first_seed + (recipe.smoke.seeds if smoke else tune.seeds) - 1
     sizes = {family: sum(1 for s in scored if s.candidate.family == family) for family in FAMILIES}
     lines = [
         f"# Tuning: {recipe.name}",
         "",
         f"Made by `{command}`; do not edit by hand. Every candidate trained on tuning seeds "
-        f"{tune.first_seed}..{tune.first_seed + tune.seeds - 1} (not the reported seeds, so the reported runs use subset draws the choice never saw), "
+        f"{tune.first_seed}..{last_seed} (not the reported seeds, so the reported runs use subset draws the choice never saw), "
         f"ranked by final-epoch accuracy on a validation split of {tune.validation_size} training images outside the subset. "
         f"The test set was not used for any choice. Grid sizes: SGD {sizes['sgd']}, Adam {sizes['adam']} "
         f"({tune.lr_points} log-spaced learning rates each), DBA {sizes['dba']} "
@@ -245,5 +249,5 @@ def tune(
         if document is not None:
             finals.setdefault(planned.method_name, []).append(document["final_test_accuracy"])
     report_path = results_dir / GROUP / f"{recipe.name}.md"
-    write_text_atomic(report_path, report(recipe, scored, chosen, finals, command))
+    write_text_atomic(report_path, report(recipe, scored, chosen, finals, command, smoke))
     return TuneOutcome(chosen, methods, report_path, chosen_path, recipe_differences(recipe, methods))
