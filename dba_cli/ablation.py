@@ -120,7 +120,11 @@ def summarise_folder(folder: Path) -> list[VariantSummary]:
 
 def ablation_markdown(results_dir: Path) -> str:
     root = results_dir / GROUP
-    recipes = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    order = ("mnist-1pct", "mnist-10-per-class", "mnist-full")
+    recipes = sorted(
+        (p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [],
+        key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name),
+    )
     if not recipes:
         raise ConfigError(f"no ablation results under {root}. Fix: run `dba ablate RECIPE` first.")
     lines = [
@@ -135,10 +139,9 @@ def ablation_markdown(results_dir: Path) -> str:
     ]
     for folder in recipes:
         summaries = summarise_folder(folder)
+        seeds = max((len(s.test) for s in summaries), default=0)
+        lines += ["", f"## {folder.name}", "", baseline_reference(results_dir, folder.name, seeds), ""]
         lines += [
-            "",
-            f"## {folder.name}",
-            "",
             "| rank | base | lr | metric | direction | min_size | reduction | n | validation % | test % | kept per layer | s/epoch |",
             "|---:|---|---:|---|---|---:|---|---:|---:|---:|---|---:|",
         ]
@@ -152,6 +155,26 @@ def ablation_markdown(results_dir: Path) -> str:
                 f"| {mean_std(s.test)}{diverged} | {kept} | {s.seconds_per_epoch:.3f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def baseline_reference(results_dir: Path, recipe: str, seeds: int) -> str:
+    """The untuned SGD and Adam baselines of the same recipe on the same seeds, for scale."""
+    parts = []
+    for name in ("sgd", "adam"):
+        tests = []
+        for seed in range(seeds):
+            try:
+                document = read_result(results_dir / recipe / name / f"seed-{seed}.json")
+            except ValueError:
+                document = None
+            if document is not None:
+                tests.append(document["final_test_accuracy"])
+        if len(tests) == seeds and seeds:
+            lr = document["config"]["lr"]
+            parts.append(f"{name} (lr {lr:g}) {mean_std(tests)}")
+    if not parts:
+        return "For scale: no baseline results of this recipe on the same seeds yet (`dba reproduce`)."
+    return f"For scale, the untuned baselines on the same seeds, test %: {'; '.join(parts)}."
 
 
 def write_ablation_table(results_dir: Path) -> tuple[Path, str]:
