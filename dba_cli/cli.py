@@ -338,7 +338,6 @@ class RichReporter:
         self.progress.advance(self.overall)
 
     def run_busy(self, planned) -> None:
-        self.progress.advance(self.overall, planned.config.epochs)
         self.progress.console.print(
             f"busy: {planned.recipe} {planned.method_name} seed {planned.config.seed} is being trained by another "
             "dba process; left to it."
@@ -487,7 +486,7 @@ def ablate(
         results_dir = results or Path("results/smoke" if smoke else "results")
         runs = ablation_runs(loaded, smoke, seeds)
         plan = run_grid(
-            "ablation", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep),
+            "ablation", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True),
             device, data_dir, results_dir,
         )
         with warnings_shown():
@@ -518,7 +517,7 @@ def protocol(
         results_dir = results or Path("results/smoke" if smoke else "results")
         runs = default_runs(loaded, smoke) + protocol_runs(loaded, smoke)
         plan = run_grid(
-            "protocol", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep),
+            "protocol", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True),
             device, data_dir, results_dir,
         )
         with warnings_shown():

@@ -199,39 +199,53 @@ def reproduce(
     results_dir: Path,
     overwrite: bool = False,
     reporter: Reporter | None = None,
+    wait_for_busy: bool = False,
 ) -> Plan:
     """Run every planned run not already finished; each result is written as soon as it ends.
 
     Safe to run twice at once on the same folder: each run is taken under its
     own lock, so a run another process is training is left to it (reported as
-    busy), and a run it finished meanwhile is not redone. A killed run resumes
-    from its last checkpoint.
+    busy), and a run it finished meanwhile is not redone. With
+    `wait_for_busy`, busy runs are awaited at the end (and trained here if the
+    other process died first): callers that read every result afterwards,
+    like `dba tune`, need them all. A killed run resumes from its last checkpoint.
     """
     reporter = reporter or Reporter()
     plan = make_plan(runs, results_dir, overwrite)
     check_writable(results_dir, len(plan.todo))
     reporter.plan(plan.todo, plan.skipped, plan.damaged)
     for planned in plan.todo:
-        path = results_dir / planned.key
-        with run_lock(results_dir, planned.key) as held:
-            if not held:
-                plan.busy.append(planned)
-                reporter.run_busy(planned)
-                continue
-            if finished_with(path, planned):  # another process finished it while we waited our turn
-                plan.skipped.append(planned)
-                reporter.run_skipped(planned)
-                continue
-            remove_stale_temporaries(path)
-            if checkpoint_path(path).exists():
-                reporter.run_resuming(planned)
-            reporter.run_started(planned)
-            document = run_document(planned, mnist, device, reporter, checkpoint_path(path))
-            write_result(path, document)
-            checkpoint_path(path).unlink(missing_ok=True)
-            plan.done.append(planned)
-            reporter.run_finished(planned, document)
+        run_one(planned, plan, mnist, device, results_dir, reporter, wait=False)
+    if wait_for_busy:
+        for planned in list(plan.busy):
+            plan.busy.remove(planned)
+            run_one(planned, plan, mnist, device, results_dir, reporter, wait=True)
     return plan
+
+
+def run_one(
+    planned: PlannedRun, plan: Plan, mnist: MNIST, device: torch.device, results_dir: Path, reporter: Reporter, wait: bool
+) -> None:
+    """Take the run's lock (or wait for it), then skip, resume or train it."""
+    path = results_dir / planned.key
+    with run_lock(results_dir, planned.key, wait) as held:
+        if not held:
+            plan.busy.append(planned)
+            reporter.run_busy(planned)
+            return
+        if finished_with(path, planned):  # another process finished it while we waited our turn
+            plan.skipped.append(planned)
+            reporter.run_skipped(planned)
+            return
+        remove_stale_temporaries(path)
+        if checkpoint_path(path).exists():
+            reporter.run_resuming(planned)
+        reporter.run_started(planned)
+        document = run_document(planned, mnist, device, reporter, checkpoint_path(path))
+        write_result(path, document)
+        checkpoint_path(path).unlink(missing_ok=True)
+        plan.done.append(planned)
+        reporter.run_finished(planned, document)
 
 
 def finished_with(path: Path, planned: PlannedRun) -> bool:
@@ -288,8 +302,8 @@ def check_writable(results_dir: Path, todo: int) -> None:
 
 
 @contextmanager
-def run_lock(results_dir: Path, key: str) -> Iterator[bool]:
-    """An exclusive, non-blocking lock for one run; yields whether we hold it.
+def run_lock(results_dir: Path, key: str, wait: bool = False) -> Iterator[bool]:
+    """An exclusive lock for one run; yields whether we hold it (always, with `wait`).
 
     An OS lock (flock) on results/.locks/<key>.lock: released by the kernel
     when the process dies, even by kill -9, so a crash never leaves a run
@@ -299,7 +313,7 @@ def run_lock(results_dir: Path, key: str) -> Iterator[bool]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as handle:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return

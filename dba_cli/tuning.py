@@ -234,7 +234,7 @@ def tune(
 
     grid = candidates(recipe)
     runs = candidate_runs(recipe, grid, smoke)
-    reproduce(runs, mnist, device, results_dir, overwrite, reporter)
+    reproduce(runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True)  # the choice needs every candidate
     scored = score(grid, runs, results_dir)
     chosen = choose(scored)
     methods = tuned_methods(chosen)
@@ -242,7 +242,7 @@ def tune(
     chosen_path = folder / "chosen.yaml"
     write_text_atomic(chosen_path, chosen_yaml(recipe, methods, command))
     finals_runs = tuned_runs(recipe, methods, smoke=smoke)
-    reproduce(finals_runs, mnist, device, results_dir, overwrite, reporter)
+    reproduce(finals_runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True)
     finals: dict[str, list[float]] = {}
     for planned in finals_runs:
         document = read_result(results_dir / planned.key)

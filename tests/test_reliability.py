@@ -49,12 +49,12 @@ def wait_for(predicate, timeout=120.0):
         time.sleep(0.05)
 
 
-# A run long enough to be killed in the middle: ~300 short epochs, DBA (its state is checkpointed too).
+# A run long enough to be killed in the middle: 150 short epochs, DBA (its state is checkpointed too).
 LONG = """\
 name: long
 data: 10-per-class
 model: {hidden: [64]}
-training: {epochs: 300, batch_size: 20}
+training: {epochs: 150, batch_size: 20}
 seeds: 1
 methods:
   dba:
@@ -121,6 +121,31 @@ def test_two_processes_on_one_results_folder_never_train_the_same_run(tmp_path):
     # A third run finds everything finished.
     again = runner.invoke(app, ["reproduce", recipe, "--results", str(results), "--device", "cpu"])
     assert "0 run(s) done, 8 already finished" in again.output
+
+
+def test_a_busy_run_is_left_to_its_owner_or_awaited(tmp_path, mnist):
+    """Another process holds one run's lock: reproduce skips it, or with wait_for_busy waits and then trains it."""
+    import threading
+
+    import torch
+
+    from dba_cli.recipes import load_recipe
+    from dba_cli.reproduce import reproduce, run_lock
+
+    runs = load_recipe(write(tmp_path, TINY)).runs(methods=["sgd"])
+    results = tmp_path / "results"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time, pathlib; p = pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True); "
+        "h = open(p, 'a+b'); fcntl.flock(h, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(float(sys.argv[2]))"
+    ), str(results / ".locks" / "tiny__sgd__seed-1.json.lock"), "3"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    plan = reproduce(runs, mnist, torch.device("cpu"), results)
+    assert [p.config.seed for p in plan.done] == [0] and [p.config.seed for p in plan.busy] == [1]
+    plan = reproduce(runs, mnist, torch.device("cpu"), results, wait_for_busy=True)  # blocks until the holder exits
+    assert holder.poll() is not None
+    assert [p.config.seed for p in plan.done] == [1] and plan.busy == []
+    with run_lock(results, "tiny/sgd/seed-1.json") as held:
+        assert held  # released
 
 
 def test_same_recipe_and_seed_give_identical_result_files(tmp_path):
