@@ -196,7 +196,12 @@ def report(
         if tests:
             std = statistics.stdev(tests) if len(tests) > 1 else math.nan
             test_cell = f"{statistics.fmean(tests):.2f} ± {std:.2f}" if len(tests) > 1 else f"{tests[0]:.2f}"
-        lines.append(f"| {family}-tuned | {describe(entry.candidate.spec)} | {entry.val_mean:.2f} | {test_cell} | {len(tests)} |")
+        edge = ""
+        spec = entry.candidate.spec
+        grid = tune.lr_grid(spec.base if spec.method == "dba" else spec.method)
+        if len(grid) > 1 and spec.lr in (grid[0], grid[-1]):
+            edge = " (lr at the edge of its grid: a wider lr_range might do better)"
+        lines.append(f"| {family}-tuned | {describe(spec)}{edge} | {entry.val_mean:.2f} | {test_cell} | {len(tests)} |")
     lines += ["", "## Every candidate", "", "| method | setting | validation accuracy % (mean) | per tuning seed |", "|---|---|---:|---|"]
     for entry in sorted(scored, key=lambda s: (FAMILIES.index(s.candidate.family), -(s.val_mean if s.val_accuracies else -1))):
         per_seed = ", ".join(f"{v:.2f}" for v in entry.val_accuracies) or "not run"
