@@ -30,6 +30,9 @@ fuzz:  ## the property-based fuzz tests with 2000 random inputs each (the suite 
 
 smoke:  ## every recipe end to end with tiny epochs and one seed (CI); not a result
 	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe --smoke --results $(SMOKE_RESULTS) --device $(DEVICE) || exit $$?; done
+	$(DBA) tune mnist-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
+	$(DBA) ablate mnist-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
+	$(DBA) protocol mnist-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
 	$(DBA) table --results $(SMOKE_RESULTS) > /dev/null
 
 paper-tables:  ## the full protocol: all recipes (incl. tuned methods), tuning, ablation, protocol diagnostics, tables, figures (resumable)
