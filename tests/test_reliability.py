@@ -148,6 +148,19 @@ def test_a_busy_run_is_left_to_its_owner_or_awaited(tmp_path, mnist):
         assert held  # released
 
 
+def test_a_diverging_run_is_recorded_and_the_others_continue(tmp_path):
+    recipe = write(tmp_path, TINY.replace("methods:\n", "methods:\n  huge: {method: sgd, lr: 1.0e+12}\n")
+                   .replace("epochs: 2", "epochs: 5"))
+    results = tmp_path / "results"
+    outcome = runner.invoke(app, ["reproduce", recipe, "--results", str(results), "--device", "cpu"])
+    assert outcome.exit_code == 0, outcome.output
+    diverged = json.loads((results / "tiny" / "huge" / "seed-0.json").read_text())
+    assert diverged["diverged_at_epoch"] is not None and len(diverged["history"]) == diverged["diverged_at_epoch"]
+    assert len(list(results.rglob("seed-*.json"))) == 6  # sgd and adam finished too
+    table = runner.invoke(app, ["table", "--results", str(results)])
+    assert "(2/2 diverged)" in table.output
+
+
 def test_same_recipe_and_seed_give_identical_result_files(tmp_path):
     recipe = write(tmp_path, TINY.replace("methods:\n", "methods:\n  dba: {method: dba, lr: 0.1, dba: {min_size: 3}}\n"))
     for folder in ("a", "b"):
