@@ -396,7 +396,7 @@ def reproduce(
         except KeyboardInterrupt:
             err.print(
                 "[yellow]Interrupted.[/] Finished runs are kept in "
-                f"{results_dir}; the interrupted run left no file. Rerun the same command to continue."
+                f"{results_dir}; the interrupted run left no result file. Rerun the same command to continue (it resumes from its last checkpoint)."
             )
             raise typer.Exit(code=130) from None
         done = len(plan.done)
@@ -416,7 +416,7 @@ def run_grid(label: str, runs_fn, device: str, data_dir: Path | None, results_di
     except KeyboardInterrupt:
         err.print(
             f"[yellow]Interrupted.[/] Finished {label} runs are kept in {results_dir}; "
-            "the interrupted run left no file. Rerun the same command to continue."
+            "the interrupted run left no result file. Rerun the same command to continue (it resumes from its last checkpoint)."
         )
         raise typer.Exit(code=130) from None
 

@@ -122,13 +122,23 @@ def tuned_methods(chosen: dict[str, Scored]) -> dict[str, MethodSpec]:
 
 
 def tuned_runs(recipe: Recipe, methods: dict[str, MethodSpec], seeds: int | None = None, smoke: bool = False) -> list[PlannedRun]:
-    """The chosen settings on the recipe's reported seeds, evaluated every epoch like every paper-table run."""
+    """The chosen settings on the recipe's reported seeds, evaluated every epoch like every paper-table run.
+
+    Where the recipe already holds the same setting under the same name, the
+    reruns are the recipe's own runs (`results/RECIPE/NAME/`, shared with
+    `dba reproduce`, never trained twice). Where it does not (a new choice,
+    e.g. on another machine), they go to `results/tune/RECIPE/reruns/` so
+    that tuning never collides with the recipe's results; paste chosen.yaml
+    into the recipe to make the choice the recipe's.
+    """
     count = seeds if seeds is not None else (recipe.smoke.seeds if smoke else recipe.seeds)
-    return [
-        PlannedRun(recipe.name, name, spec.role, recipe.config_for(spec, seed, smoke, label=f"method {name}"))
-        for name, spec in methods.items()
-        for seed in range(count)
-    ]
+    runs = []
+    for name, spec in methods.items():
+        group = "" if recipe.methods.get(name) == spec else f"{GROUP}/{recipe.name}/reruns"
+        for seed in range(count):
+            config = recipe.config_for(spec, seed, smoke, label=f"method {name}")
+            runs.append(PlannedRun(recipe.name, name, spec.role, config, group))
+    return runs
 
 
 def recipe_differences(recipe: Recipe, methods: dict[str, MethodSpec]) -> list[str]:

@@ -67,22 +67,27 @@ def test_tune_chooses_by_validation_and_its_yaml_reproduces_the_reruns(tmp_path)
     assert set(chosen) == {"sgd-tuned", "adam-tuned", "dba-tuned"}
     for family, (_, config) in best.items():
         assert chosen[f"{family}-tuned"]["lr"] == config["lr"]
-    # Pasting chosen.yaml into the recipe makes `reproduce` find the tuned reruns finished.
+    # The recipe has no tuned methods yet: the reruns go to the tune folder, never into the recipe's results.
+    assert len(list((results / "tune" / "tiny" / "reruns").rglob("seed-*.json"))) == 6
+    assert not (results / "tiny").exists()
+    report = (results / "tune" / "tiny.md").read_text()
+    assert "| dba-tuned | DBA over sgd" in report and "not run yet" not in report
+    rerun = json.loads((results / "tune" / "tiny" / "reruns" / "tiny" / "dba-tuned" / "seed-1.json").read_text())
+    assert all(epoch["test_accuracy"] is not None for epoch in rerun["history"])  # evaluated every epoch
+    assert rerun["config"]["validation_size"] == 200 and rerun["role"] == "tuned"
+    # Pasted into the recipe, the choice is the recipe's: tune and reproduce share one set of runs.
     pasted = yaml.safe_load(TUNED)
     pasted["methods"].update(chosen)
     write(tmp_path, yaml.safe_dump(pasted), "pasted.yaml")
+    retune = runner.invoke(app, ["tune", str(tmp_path / "pasted.yaml"), "--results", str(results), "--device", "cpu"])
+    assert retune.exit_code == 0 and "note:" not in retune.output, retune.output
     again = runner.invoke(
         app, ["reproduce", str(tmp_path / "pasted.yaml"), "--methods", "sgd-tuned,adam-tuned,dba-tuned",
               "--results", str(results), "--device", "cpu"],
     )
     assert again.exit_code == 0, again.output
     assert "0 run(s) done, 6 already finished" in again.output
-    report = (results / "tune" / "tiny.md").read_text()
-    assert "| dba-tuned | DBA over sgd" in report and "not run yet" not in report
-    # Tuned reruns are evaluated every epoch and carry the validation split.
-    rerun = json.loads((results / "tiny" / "dba-tuned" / "seed-1.json").read_text())
-    assert all(epoch["test_accuracy"] is not None for epoch in rerun["history"])
-    assert rerun["config"]["validation_size"] == 200 and rerun["role"] == "tuned"
+    assert json.loads((results / "tiny" / "dba-tuned" / "seed-1.json").read_text())["config"] == rerun["config"]
 
 
 def test_ablation_runs_the_full_grid_and_ranks_by_validation(tmp_path):
