@@ -244,6 +244,7 @@ def run_one(
         document = run_document(planned, mnist, device, reporter, checkpoint_path(path))
         write_result(path, document)
         checkpoint_path(path).unlink(missing_ok=True)
+        remove_lock(results_dir, planned.key)
         plan.done.append(planned)
         reporter.run_finished(planned, document)
 
@@ -321,3 +322,12 @@ def run_lock(results_dir: Path, key: str, wait: bool = False) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def remove_lock(results_dir: Path, key: str) -> None:
+    """Delete a finished run's lock file (while still holding it), so that `.locks/` does not grow.
+
+    Safe: whoever opened the old file and locks it afterwards re-checks the
+    result first and finds the run finished.
+    """
+    (results_dir / ".locks" / (key.replace("/", "__") + ".lock")).unlink(missing_ok=True)
