@@ -118,6 +118,7 @@ def test_two_processes_on_one_results_folder_never_train_the_same_run(tmp_path):
     assert not done[0] & done[1]  # no run trained by both
     files = list(results.rglob("seed-*.json"))
     assert len(files) == 8 and all(json.loads(p.read_text())["status"] == "finished" for p in files)
+    assert not list((results / ".locks").glob("*.lock"))  # finished runs leave no lock file behind
     # A third run finds everything finished.
     again = runner.invoke(app, ["reproduce", recipe, "--results", str(results), "--device", "cpu"])
     assert "0 run(s) done, 8 already finished" in again.output
