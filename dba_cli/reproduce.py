@@ -234,6 +234,7 @@ def run_one(
             reporter.run_busy(planned)
             return
         if finished_with(path, planned):  # another process finished it while we waited our turn
+            remove_lock(results_dir, planned.key)
             plan.skipped.append(planned)
             reporter.run_skipped(planned)
             return
