@@ -19,19 +19,14 @@ from .config import DBASettings
 from .errors import ConfigError
 from .io import write_text_atomic
 from .recipes import MethodSpec, PlannedRun, Recipe
-from .reproduce import read_result
+from .reproduce import finished_results, read_result
 from .tuning import dba_label
 
 GROUP = "ablation"
 
 
 def ablation_spec(recipe: Recipe):
-    if recipe.ablation is None:
-        raise ConfigError(
-            f"recipe {recipe.name} has no `ablation:` section. Fix: add one (see recipes/mnist-1pct.yaml) "
-            "listing the metrics, directions, min_sizes, reductions and bases to combine."
-        )
-    return recipe.ablation
+    return recipe.section("ablation", "listing the metrics, directions, min_sizes, reductions and bases to combine")
 
 
 def variants(recipe: Recipe) -> dict[str, MethodSpec]:
@@ -81,19 +76,9 @@ def mean_std(values: list[float]) -> str:
 
 def summarise_folder(folder: Path) -> list[VariantSummary]:
     """One summary per variant folder under results/ablation/<recipe>/; damaged files are skipped."""
-    import warnings
-
     summaries = []
     for variant_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        documents = []
-        for path in sorted(variant_dir.glob("seed-*.json")):
-            try:
-                document = read_result(path)
-            except ValueError as exc:
-                warnings.warn(f"skipped: {exc}", stacklevel=2)
-                continue
-            if document is not None:
-                documents.append(document)
+        documents = [document for _, document in finished_results(variant_dir, "seed-*.json")]
         if not documents:
             continue
         kept: dict[str, list[float]] = {}

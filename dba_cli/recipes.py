@@ -180,6 +180,15 @@ class Recipe(Strict):
         where = f"{self._source or self.name}" + (f" ({label})" if label else "")
         return make_config(RunConfig, {**values, "seed": seed}, source=where)
 
+    def section(self, name: str, purpose: str):
+        """The recipe's optional `tune:` / `ablation:` section, or a ConfigError saying how to add it."""
+        value = getattr(self, name)
+        if value is None:
+            raise ConfigError(
+                f"recipe {self.name} has no `{name}:` section. Fix: add one (see recipes/mnist-1pct.yaml) {purpose}."
+            )
+        return value
+
     def select_methods(self, methods: list[str] | None) -> list[str]:
         if not methods:
             return list(self.methods)

@@ -108,9 +108,12 @@ def shape_problem(document: dict) -> str | None:
     return None
 
 
-def finished_results(results_dir: Path) -> Iterator[tuple[Path, dict]]:
-    """Every finished result under `results_dir`, sorted by path; damaged files are skipped with a warning naming them."""
-    for path in sorted(results_dir.glob("*/*/seed-*.json")):
+def finished_results(results_dir: Path, pattern: str = "*/*/seed-*.json") -> Iterator[tuple[Path, dict]]:
+    """Every finished result under `results_dir` (default: the paper-table runs), sorted by path.
+
+    Damaged files are skipped with a warning naming them.
+    """
+    for path in sorted(results_dir.glob(pattern)):
         try:
             document = read_result(path)
         except ValueError as exc:

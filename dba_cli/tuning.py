@@ -18,7 +18,6 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
 from .recipes import MethodSpec, PlannedRun, Recipe
 from .reproduce import read_result
 
@@ -46,12 +45,7 @@ class Scored:
 
 
 def tune_spec(recipe: Recipe):
-    if recipe.tune is None:
-        raise ConfigError(
-            f"recipe {recipe.name} has no `tune:` section. Fix: add one (see recipes/mnist-1pct.yaml) "
-            "stating the learning-rate ranges and DBA's selection settings to search."
-        )
-    return recipe.tune
+    return recipe.section("tune", "stating the learning-rate ranges and DBA's selection settings to search")
 
 
 def dba_label(settings, base: str) -> str:

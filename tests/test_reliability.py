@@ -126,8 +126,6 @@ def test_two_processes_on_one_results_folder_never_train_the_same_run(tmp_path):
 
 def test_a_busy_run_is_left_to_its_owner_or_awaited(tmp_path, mnist):
     """Another process holds one run's lock: reproduce skips it, or with wait_for_busy waits and then trains it."""
-    import threading
-
     import torch
 
     from dba_cli.recipes import load_recipe
