@@ -379,7 +379,12 @@ def reproduce(
     device: DeviceOption = "auto",
     data_dir: DataDirOption = None,
 ) -> None:
-    """Run every method x seed of a recipe; finished runs are kept and skipped on a rerun."""
+    """Run every method x seed of a recipe; finished runs are kept and skipped on a rerun.
+
+    A run in progress saves a checkpoint after an epoch at most every second (DBA_CHECKPOINT_SECONDS;
+    0 = every epoch), so after Ctrl-C, SIGTERM or kill -9 a rerun resumes it. Two reproduce processes
+    may share a results folder: each run is locked, a run the other process is training is left to it.
+    """
     from .recipes import load_recipe
     from .reproduce import reproduce as run_recipe
 
