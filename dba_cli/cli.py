@@ -381,7 +381,7 @@ def reproduce(
 ) -> None:
     """Run every method x seed of a recipe; finished runs are kept and skipped on a rerun.
 
-    A run in progress saves a checkpoint after an epoch at most every second (DBA_CHECKPOINT_SECONDS;
+    A run in progress saves a checkpoint after an epoch once a second has passed since the last (DBA_CHECKPOINT_SECONDS;
     0 = every epoch), so after Ctrl-C, SIGTERM or kill -9 a rerun resumes it. Two reproduce processes
     may share a results folder: each run is locked, a run the other process is training is left to it.
     """
