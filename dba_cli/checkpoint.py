@@ -17,8 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ResultsNotWritable
-from .io import write_atomic
+from .io import finished_runs_kept, write_atomic
 
 FORMAT = 1
 
@@ -39,13 +38,8 @@ def save_checkpoint(path: Path, config: dict, epoch: int, model, stepper, genera
         "torch_rng": torch.get_rng_state(),
         "history": [asdict(record) for record in history],
     }
-    try:
+    with finished_runs_kept(path):
         write_atomic(path, lambda handle: torch.save(state, handle))
-    except OSError as exc:
-        raise ResultsNotWritable(
-            f"could not write checkpoint {path}: {exc.strerror or exc}. Runs finished before this one are kept; "
-            "free some space (or fix the folder's permissions) and rerun the same command to continue."
-        ) from None
 
 
 def load_checkpoint(path: Path, config: dict) -> dict | None:

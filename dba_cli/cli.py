@@ -391,28 +391,25 @@ def reproduce(
     with user_errors():
         loaded = load_recipe(recipe)
         runs = loaded.runs(seeds=seeds, methods=split_names(methods), smoke=smoke, epochs=epochs, batch_size=batch_size)
-        results_dir = results or Path("results/smoke" if smoke else "results")
+        results_dir = results_folder(results, smoke)
         show_notes([note for planned in runs for note in run_notes(planned.config)])
-        torch_device = resolve_device(device)
-        mnist = load_mnist(data_dir)
-        try:
-            with make_progress() as progress:
-                plan = run_recipe(runs, mnist, torch_device, results_dir, overwrite, RichReporter(progress))
-        except KeyboardInterrupt:
-            err.print(
-                "[yellow]Interrupted.[/] Finished runs are kept in "
-                f"{results_dir}; the interrupted run left no result file. Rerun the same command to continue (it resumes from its last checkpoint)."
-            )
-            raise typer.Exit(code=130) from None
-        done = len(plan.done)
+        plan = run_grid(
+            "", lambda mnist, dev, rep: run_recipe(runs, mnist, dev, results_dir, overwrite, rep), device, data_dir, results_dir
+        )
         busy = f", {len(plan.busy)} left to another dba process (rerun when it ends)" if plan.busy else ""
         typer.echo(
-            f"{loaded.name}: {done} run(s) done, {len(plan.skipped)} already finished{busy}; results in {results_dir}/{loaded.name}/"
+            f"{loaded.name}: {len(plan.done)} run(s) done, {len(plan.skipped)} already finished{busy}; "
+            f"results in {results_dir}/{loaded.name}/"
         )
 
 
+def results_folder(results: Path | None, smoke: bool) -> Path:
+    """--results, else results/ (results/smoke with --smoke, so that a smoke run never mixes with real results)."""
+    return results or Path("results/smoke" if smoke else "results")
+
+
 def run_grid(label: str, runs_fn, device: str, data_dir: Path | None, results_dir: Path):
-    """Shared by tune/ablate/protocol: load data, run with progress, turn Ctrl-C into a resumable stop."""
+    """Shared by reproduce/tune/ablate/protocol: load data, run with progress, turn Ctrl-C into a resumable stop."""
     torch_device = resolve_device(device)
     mnist = load_mnist(data_dir)
     try:
@@ -420,7 +417,7 @@ def run_grid(label: str, runs_fn, device: str, data_dir: Path | None, results_di
             return runs_fn(mnist, torch_device, RichReporter(progress))
     except KeyboardInterrupt:
         err.print(
-            f"[yellow]Interrupted.[/] Finished {label} runs are kept in {results_dir}; "
+            f"[yellow]Interrupted.[/] Finished {label + ' ' if label else ''}runs are kept in {results_dir}; "
             "the interrupted run left no result file. Rerun the same command to continue (it resumes from its last checkpoint)."
         )
         raise typer.Exit(code=130) from None
@@ -446,7 +443,8 @@ def tune(
     """Choose each method's setting on a validation split (same lr grid for all), then rerun it on the recipe's seeds.
 
     Writes RESULTS/tune/RECIPE.md (the choice and every candidate), RESULTS/tune/RECIPE/chosen.yaml
-    (paste into the recipe) and the reruns as methods sgd-tuned, adam-tuned, dba-tuned in RESULTS/RECIPE/.
+    (paste into the recipe) and the reruns on the recipe's seeds as sgd-tuned, adam-tuned, dba-tuned: in RESULTS/RECIPE/,
+    shared with `dba reproduce`, where the recipe already holds that setting, else in RESULTS/tune/RECIPE/reruns/.
     Finished candidates are kept: rerunning continues where it stopped.
     """
     from .recipes import load_recipe
@@ -454,7 +452,7 @@ def tune(
 
     with user_errors():
         loaded = load_recipe(recipe)
-        results_dir = results or Path("results/smoke" if smoke else "results")
+        results_dir = results_folder(results, smoke)
         command = f"dba tune {recipe}" + (" --smoke" if smoke else "")
         outcome = run_grid(
             "tuning", lambda mnist, dev, rep: run_tune(loaded, mnist, dev, results_dir, command, smoke, overwrite, rep),
@@ -488,7 +486,7 @@ def ablate(
 
     with user_errors():
         loaded = load_recipe(recipe)
-        results_dir = results or Path("results/smoke" if smoke else "results")
+        results_dir = results_folder(results, smoke)
         runs = ablation_runs(loaded, smoke, seeds)
         plan = run_grid(
             "ablation", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True),
@@ -519,7 +517,7 @@ def protocol(
 
     with user_errors():
         loaded = load_recipe(recipe)
-        results_dir = results or Path("results/smoke" if smoke else "results")
+        results_dir = results_folder(results, smoke)
         runs = default_runs(loaded, smoke) + protocol_runs(loaded, smoke)
         plan = run_grid(
             "protocol", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True),

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from .errors import ResultsNotWritable
 
 
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
@@ -32,3 +35,15 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_json_atomic(path: str | Path, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+@contextmanager
+def finished_runs_kept(path: str | Path) -> Iterator[None]:
+    """Around writing a run's result or checkpoint: a failed write (disk full, permissions) becomes a clear DBAError."""
+    try:
+        yield
+    except OSError as exc:
+        raise ResultsNotWritable(
+            f"could not write {path}: {exc.strerror or exc}. Runs finished before this one are kept; "
+            "free some space (or fix the folder's permissions) and rerun the same command to continue."
+        ) from None

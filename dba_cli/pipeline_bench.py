@@ -23,7 +23,7 @@ from .data.mnist import FILES, MNIST, PIXEL_MEAN, PIXEL_STD, default_cache_dir, 
 from .devices import synchronize
 from .models import build_mlp
 from .seeding import derive_seed
-from .train import make_step, prepare_data, train_epoch
+from .train import Stepper, prepare_data, train_epoch
 
 
 # The reference pipelines: the literal one, and PyTorch's official MNIST
@@ -76,7 +76,7 @@ def write_torchvision_layout(root: Path, data_dir: Path | None) -> None:
 def epoch_ours(mnist: MNIST, config: RunConfig, device: torch.device) -> float:
     data = prepare_data(mnist, config, device)
     model = build_mlp(tuple(config.hidden), seed=config.seed).to(device)
-    step = make_step(model, config)
+    step = Stepper(model, config)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, "batches"))
     synchronize(device)
     started = time.perf_counter()
@@ -102,7 +102,7 @@ def epoch_torchvision(
         generator=torch.Generator().manual_seed(config.seed),
     )
     model = build_mlp(tuple(config.hidden), seed=config.seed).to(device)
-    step = make_step(model, config)
+    step = Stepper(model, config)
     synchronize(device)
     started = time.perf_counter()
     for images, labels in loader:

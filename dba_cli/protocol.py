@@ -12,14 +12,13 @@ difference explains them.
 from __future__ import annotations
 
 import statistics
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
 from .io import write_text_atomic
 from .recipes import PlannedRun, Recipe, list_recipes, load_recipe
-from .reproduce import read_result
+from .reproduce import stored_results
 
 GROUP = "protocol"
 
@@ -73,14 +72,7 @@ def protocol_runs(recipe: Recipe, smoke: bool = False) -> list[PlannedRun]:
 def accuracies(results_dir: Path, runs: list[PlannedRun], best_epoch: bool = False) -> dict[str, list[float]]:
     """Test accuracy per method name (the part before '/'), final epoch or best epoch on the test set."""
     found: dict[str, list[float]] = {}
-    for planned in runs:
-        try:
-            document = read_result(results_dir / planned.key)
-        except ValueError as exc:
-            warnings.warn(f"skipped: {exc}", stacklevel=2)
-            continue
-        if document is None:
-            continue
+    for planned, document in stored_results(results_dir, runs):
         if best_epoch:
             values = [e["test_accuracy"] for e in document["history"] if e.get("test_accuracy") is not None]
             value = max(values)
@@ -102,9 +94,10 @@ def cell(values: list[float] | None, reference: list[float] | None = None) -> st
 
 def recipe_section(recipe: Recipe, results_dir: Path, smoke: bool = False) -> list[str]:
     methods = protocol_methods(recipe)
-    default = accuracies(results_dir, default_runs(recipe, smoke))
+    reported = default_runs(recipe, smoke)
+    default = accuracies(results_dir, reported)
     rows = [("ours: fixed stratified subset, final epoch, width " + "/".join(map(str, recipe.model.hidden)), "result", default)]
-    rows.append(("best epoch selected on the test set", "diagnostic", accuracies(results_dir, default_runs(recipe, smoke), best_epoch=True)))
+    rows.append(("best epoch selected on the test set", "diagnostic", accuracies(results_dir, reported, best_epoch=True)))
     runs = protocol_runs(recipe, smoke)
     for variant in protocol_variants(recipe):
         chosen = [p for p in runs if p.method_name.endswith(f"/{variant.name}")]
@@ -120,11 +113,11 @@ def recipe_section(recipe: Recipe, results_dir: Path, smoke: bool = False) -> li
         "| protocol | kind | " + " | ".join(methods) + " | DBA − best baseline |",
         "|---|---|" + "---:|" * len(methods) + "---:|",
     ]
+    dba_names = [n for n in methods if recipe.methods[n].method == "dba"]
+    base_names = [n for n in methods if recipe.methods[n].method != "dba"]
     for label, kind, values in rows:
         cells = [cell(values.get(name), None if kind == "result" else default.get(name)) for name in methods]
         gap = "–"
-        dba_names = [n for n in methods if recipe.methods[n].method == "dba"]
-        base_names = [n for n in methods if recipe.methods[n].method != "dba"]
         if dba_names and all(values.get(n) for n in dba_names + base_names):
             best_base = max(statistics.fmean(values[n]) for n in base_names)
             gap = f"{statistics.fmean(values[dba_names[0]]) - best_base:+.2f}"

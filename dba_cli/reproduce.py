@@ -25,7 +25,7 @@ import torch
 from .data.mnist import MNIST
 from .checkpoint import checkpoint_path
 from .errors import ConfigError, ResultsNotWritable
-from .io import write_json_atomic, write_text_atomic
+from .io import finished_runs_kept, write_json_atomic, write_text_atomic
 from .provenance import device_description, git_commit
 from .recipes import PlannedRun
 from .train import EpochRecord, train
@@ -246,11 +246,24 @@ def run_one(
             reporter.run_resuming(planned)
         reporter.run_started(planned)
         document = run_document(planned, mnist, device, reporter, checkpoint_path(path))
-        write_result(path, document)
+        with finished_runs_kept(path):
+            write_json_atomic(path, document)
         checkpoint_path(path).unlink(missing_ok=True)
         remove_lock(results_dir, planned.key)
         plan.done.append(planned)
         reporter.run_finished(planned, document)
+
+
+def stored_results(results_dir: Path, runs: list[PlannedRun]) -> Iterator[tuple[PlannedRun, dict]]:
+    """The finished result of each planned run that has one; damaged files are skipped with a warning naming them."""
+    for planned in runs:
+        try:
+            document = read_result(results_dir / planned.key)
+        except ValueError as exc:
+            warnings.warn(f"skipped: {exc}", stacklevel=3)
+            continue
+        if document is not None:
+            yield planned, document
 
 
 def finished_with(path: Path, planned: PlannedRun) -> bool:
@@ -266,16 +279,6 @@ def remove_stale_temporaries(path: Path) -> None:
     for name in (path.name, checkpoint_path(path).name):
         for stale in path.parent.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
-
-
-def write_result(path: Path, document: dict) -> None:
-    try:
-        write_json_atomic(path, document)
-    except OSError as exc:
-        raise ResultsNotWritable(
-            f"could not write {path}: {exc.strerror or exc}. Runs finished before this one are kept; "
-            "free some space (or fix the folder's permissions) and rerun the same command to continue."
-        ) from None
 
 
 # A result file is at most ~0.5 MB (full MNIST's subset indices); a checkpoint is a few MB.
@@ -314,9 +317,9 @@ def run_lock(results_dir: Path, key: str, wait: bool = False) -> Iterator[bool]:
     when the process dies, even by kill -9, so a crash never leaves a run
     locked forever.
     """
-    lock_path = results_dir / ".locks" / (key.replace("/", "__") + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+b") as handle:
+    path = lock_path(results_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -334,4 +337,9 @@ def remove_lock(results_dir: Path, key: str) -> None:
     Safe: whoever opened the old file and locks it afterwards re-checks the
     result first and finds the run finished.
     """
-    (results_dir / ".locks" / (key.replace("/", "__") + ".lock")).unlink(missing_ok=True)
+    lock_path(results_dir, key).unlink(missing_ok=True)
+
+
+def lock_path(results_dir: Path, key: str) -> Path:
+    """results/.locks/<key with / as __>.lock: outside the result folders, one flat folder."""
+    return results_dir / ".locks" / (key.replace("/", "__") + ".lock")

@@ -193,11 +193,6 @@ class Stepper:
             self.optimizer.load_state_dict(state["optimizer"])
 
 
-def make_step(model: nn.Module, config: RunConfig) -> Stepper:
-    """The step function of the config's method: plain SGD/Adam, or DBA over SGD/Adam."""
-    return Stepper(model, config)
-
-
 def train_epoch(
     step: Stepper, data: TrainData, batch_size: int, generator: torch.Generator
 ) -> tuple[float, dict[str, dict[str, float]] | None]:
@@ -264,7 +259,7 @@ def train(
     """
     data = prepare_data(mnist, config, device)
     model = build_mlp(tuple(config.hidden), config.activation, seed=config.seed).to(device)
-    step = make_step(model, config)
+    step = Stepper(model, config)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, "batches"))
     result = RunResult(
         config=config.to_dict(),

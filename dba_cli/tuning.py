@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from .recipes import MethodSpec, PlannedRun, Recipe
-from .reproduce import read_result
+from .reproduce import stored_results
 
 GROUP = "tune"
 FAMILIES = ("sgd", "adam", "dba")  # each becomes a `<family>-tuned` method
@@ -91,9 +91,8 @@ def candidate_runs(recipe: Recipe, grid: list[Candidate], smoke: bool = False) -
 def score(grid: list[Candidate], runs: list[PlannedRun], results_dir: Path) -> list[Scored]:
     """Each candidate's final validation accuracies, read back from the finished tuning runs."""
     by_name: dict[str, list[float]] = {}
-    for planned in runs:
-        document = read_result(results_dir / planned.key)
-        if document is not None and document.get("final_val_accuracy") is not None:
+    for planned, document in stored_results(results_dir, runs):
+        if document.get("final_val_accuracy") is not None:
             by_name.setdefault(planned.method_name, []).append(document["final_val_accuracy"])
     return [Scored(c, by_name.get(f"{c.family}/{c.label}", [])) for c in grid]
 
@@ -253,10 +252,8 @@ def tune(
     finals_runs = tuned_runs(recipe, methods, smoke=smoke)
     reproduce(finals_runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True)
     finals: dict[str, list[float]] = {}
-    for planned in finals_runs:
-        document = read_result(results_dir / planned.key)
-        if document is not None:
-            finals.setdefault(planned.method_name, []).append(document["final_test_accuracy"])
+    for planned, document in stored_results(results_dir, finals_runs):
+        finals.setdefault(planned.method_name, []).append(document["final_test_accuracy"])
     report_path = results_dir / GROUP / f"{recipe.name}.md"
     write_text_atomic(report_path, report(recipe, scored, chosen, finals, command, smoke))
     return TuneOutcome(chosen, methods, report_path, chosen_path, recipe_differences(recipe, methods))
