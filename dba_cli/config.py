@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
+import reprlib
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -22,6 +24,33 @@ OPTIMIZERS = ("sgd", "adam")
 METHODS = ("sgd", "adam", "dba")
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.001}
 PROTOCOL_FIELDS = ("validation_size", "subset_draw", "resample")
+MAX_PROBLEMS = 10  # problems listed in one error message; the rest are counted
+
+# Names that become folder or file names under the results folder (recipe and method
+# names, and every part of a result path): ASCII letters, digits and . _ - +, starting
+# with a letter or digit, never '..'. No '/', no '\\', no NUL, no leading '.' or '-',
+# so a name can neither leave the results folder nor hide, nor read as an option.
+NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+MAX_NAME_LENGTH = 64  # names in a recipe
+MAX_PATH_PART_LENGTH = 128  # parts of a result path, which also holds generated labels (tuning, ablation)
+NAME_RULE = "letters, digits, '.', '_', '-' or '+', starting with a letter or digit, without '..'"
+
+
+def name_problem(text: object, max_length: int = MAX_NAME_LENGTH) -> str | None:
+    """Why `text` cannot be a folder name under the results folder, or None when it can."""
+    if not isinstance(text, str):
+        return f"must be text, not {type(text).__name__}"
+    if not 1 <= len(text) <= max_length or not NAME_CHARACTERS.fullmatch(text) or ".." in text:
+        return f"is not a usable name: it becomes a folder name, so use 1 to {max_length} {NAME_RULE}"
+    return None
+
+
+def safe_name(value: str) -> str:
+    """Pydantic check behind SafeName."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 def number(value: Any) -> Any:
@@ -32,7 +61,7 @@ def number(value: Any) -> Any:
         try:
             value = float(value)
         except ValueError:
-            raise ValueError(f"must be a number, got {value!r}") from None
+            raise ValueError(f"must be a number, got {excerpt(value)}") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
@@ -50,6 +79,7 @@ def subset_name(value: str) -> str:
 Int = Annotated[int, Field(strict=True)]
 Float = Annotated[float, BeforeValidator(number)]
 Subset = Annotated[str, AfterValidator(subset_name)]
+SafeName = Annotated[str, Field(strict=True), AfterValidator(safe_name)]  # see NAME_CHARACTERS
 
 
 class Strict(BaseModel):
@@ -102,14 +132,23 @@ class RunConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def fill_defaults(cls, values: Any) -> Any:
-        """Default lr from the optimizer; default DBA settings for method dba."""
+        """Default lr from the optimizer; default DBA settings for method dba.
+
+        With an unknown method or base there is no default lr, and that is the
+        only error to report: the unset lr is dropped rather than passed on as
+        None (which would add a spurious "lr: should be a number" error).
+        """
         if not isinstance(values, dict):
             return values
         values = dict(values)
         method = values.get("method", "sgd")
         optimizer = values.get("base", "sgd") if method == "dba" else method
-        if values.get("lr") is None and optimizer in DEFAULT_LR:
-            values["lr"] = DEFAULT_LR[optimizer]
+        if values.get("lr") is None:
+            default = DEFAULT_LR.get(optimizer) if isinstance(optimizer, str) else None
+            if default is not None:
+                values["lr"] = default
+            else:
+                values.pop("lr", None)
         if method == "dba" and values.get("dba") is None:
             values["dba"] = {}
         return values
@@ -159,28 +198,59 @@ def run_config(**values) -> RunConfig:
 
 
 def config_error(exc: ValidationError, model: type[BaseModel], source: str | None = None) -> ConfigError:
-    """Every problem on one line, `; `-separated: `[file: ]field.path: what is wrong (got X)`."""
+    """Every problem on one line, `; `-separated: `[file: ]field.path: what is wrong (got X)`.
+
+    Values are quoted as short excerpts (a recipe may hold a huge string or
+    list), and at most MAX_PROBLEMS problems are listed, the rest counted.
+    """
+    errors = exc.errors(include_url=False)
     lines = []
-    for error in exc.errors(include_url=False):
-        path = ".".join(readable(part) for part in error["loc"]) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
+    for error in errors[:MAX_PROBLEMS]:
+        loc = error["loc"]
+        key = loc[-2] if len(loc) >= 2 and loc[-1] == "[key]" else None  # a bad key of a dict, e.g. a method name
+        if key is not None:
+            loc = loc[:-2]
+        path = ".".join(readable(part) for part in loc) or "(top level)"
+        message = cut(" ".join(error["msg"].removeprefix("Value error, ").split()), 300)
         if error["type"] == "extra_forbidden":
             known = known_fields(model, error["loc"][:-1])
-            close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(str(error["loc"][-1])[:100], known, n=1, cutoff=0.6)
             message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
             message += f" Known keys here: {', '.join(known)}."
+        elif key is not None:
+            message = f"key {excerpt(key)} {message}"
         elif error["type"] != "missing" and not isinstance(error.get("input"), dict):
-            if repr(error.get("input")) not in message:
-                message += f" (got {error.get('input')!r})"
+            shown = excerpt(error.get("input"))
+            if shown not in message:
+                message += f" (got {shown})"
         prefix = f"{source}: " if source else ""
         lines.append(f"{prefix}{path}: {message}")
+    if len(errors) > MAX_PROBLEMS:
+        lines.append(f"and {len(errors) - MAX_PROBLEMS} more problems")
     return ConfigError("; ".join(lines))
 
 
+_short = reprlib.Repr()
+_short.maxlevel, _short.maxdict, _short.maxlist, _short.maxtuple, _short.maxset = 2, 3, 4, 4, 4
+_short.maxstring, _short.maxother, _short.maxlong = 60, 60, 40
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """A short repr of `value` for error messages: nested and long values elided, at most ~`limit` characters."""
+    return cut(_short.repr(value), limit)
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters with '…' at the end when it was longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def readable(part: object) -> str:
-    """A field path part as typed, or quoted when it holds line breaks or other unprintable characters."""
+    """A field path part as typed, or quoted when it holds line breaks or other unprintable characters; long ones cut."""
     text = str(part)
-    return text if text.isprintable() and text.strip() == text and text else repr(text)
+    if text.isprintable() and text.strip() == text and text:
+        return cut(text, 40)
+    return excerpt(text, 40)
 
 
 def known_fields(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -15,14 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from .config import DBASettings, Float, Int, RunConfig, Strict, Subset, config_error, make_config
+from .config import (
+    MAX_PATH_PART_LENGTH, DBASettings, Float, Int, RunConfig, SafeName, Strict, Subset, config_error, excerpt,
+    make_config, name_problem,
+)
 from .dba.config import DIRECTIONS, METRICS, REDUCTIONS
 from .errors import ConfigError
+from .safe_yaml import load_yaml_file
 
 RECIPES_DIR_ENV = "DBA_RECIPES_DIR"
+# A result key, flattened with '/' -> '__' plus '.lock' (reproduce.lock_path), must stay one valid file name (255 bytes).
+MAX_KEY_LENGTH = 240
 
 
 class Claim(Strict):
@@ -119,13 +124,15 @@ class AblationSpec(Strict):
 class ProtocolSpec(Strict):
     """`dba protocol`: diagnostics of how protocol choices move the tuned methods' accuracy."""
 
-    methods: list[str] = Field(default_factory=lambda: ["sgd-tuned", "adam-tuned", "dba-tuned"], min_length=1)
+    methods: list[SafeName] = Field(default_factory=lambda: ["sgd-tuned", "adam-tuned", "dba-tuned"], min_length=1)
     seeds: Int = Field(3, ge=1)
     widths: list[Annotated[Int, Field(ge=1)]] = Field(default_factory=lambda: [128, 1024])
 
 
 class Recipe(Strict):
-    name: str
+    """A whole recipe file. Its name and method names become folders of the results: see SafeName."""
+
+    name: SafeName
     description: str = ""
     claim: Claim = Field(default_factory=Claim)
     data: Subset
@@ -133,7 +140,7 @@ class Recipe(Strict):
     training: TrainingSpec
     seeds: Int = Field(ge=1)
     targets: list[Float] = Field(default_factory=list)  # accuracies for time-to-target columns
-    methods: dict[str, MethodSpec] = Field(min_length=1)
+    methods: dict[SafeName, MethodSpec] = Field(min_length=1)
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
     tune: TuneSpec | None = None
     ablation: AblationSpec | None = None
@@ -221,9 +228,44 @@ class PlannedRun:
 
     @property
     def key(self) -> str:
-        """Where its result lives, relative to the results folder."""
-        folder = f"{self.group}/" if self.group else ""
-        return f"{folder}{self.recipe}/{self.method_name}/seed-{self.config.seed}.json"
+        """Where its result lives, relative to the results folder: `[group/]recipe/method/seed-K.json`.
+
+        `group` and `method_name` may hold several '/'-separated parts (tuning,
+        protocol); every part must be a name that stays inside the results
+        folder (see config.NAME_CHARACTERS), or this raises a ConfigError.
+        Recipes are checked when loaded; this is the second line of defence.
+        """
+        parts = [*(self.group.split("/") if self.group else []), self.recipe, *self.method_name.split("/")]
+        for part in parts:
+            problem = name_problem(part, MAX_PATH_PART_LENGTH)
+            if problem is not None:
+                raise ConfigError(
+                    f"result path of recipe {excerpt(self.recipe)}, method {excerpt(self.method_name)}: "
+                    f"part {excerpt(part)} {problem}."
+                )
+        key = "/".join(parts) + f"/seed-{self.config.seed}.json"
+        if len(key) > MAX_KEY_LENGTH:
+            raise ConfigError(
+                f"result path {excerpt(key)} is {len(key)} characters long; at most {MAX_KEY_LENGTH} fit in a file name. "
+                "Fix: shorten the recipe or method name."
+            )
+        return key
+
+
+def result_path(results_dir: Path, key: str) -> Path:
+    """`results_dir / key`, after checking that it resolves (symlinks followed) to a file inside `results_dir`."""
+    path = Path(results_dir) / key
+    try:
+        root = Path(results_dir).resolve()
+        resolved = path.resolve()
+    except (OSError, ValueError) as exc:  # e.g. a NUL character, a link loop
+        raise ConfigError(f"result path {excerpt(key)} under {results_dir} cannot be used ({exc}).") from None
+    if resolved == root or not resolved.is_relative_to(root):
+        raise ConfigError(
+            f"result path {excerpt(key)} would lie outside the results folder {results_dir} "
+            f"(it resolves to {excerpt(str(resolved), 200)}); refusing to write it."
+        )
+    return path
 
 
 def recipes_dir() -> Path:
@@ -242,8 +284,15 @@ def find_recipe(name_or_path: str) -> Path:
     """A recipe name from `recipes/` or a path to the user's own YAML file."""
     path = Path(name_or_path).expanduser()
     if path.suffix in (".yaml", ".yml") or os.sep in name_or_path:
-        if not path.is_file():
-            raise ConfigError(f"recipe file {path} does not exist.")
+        try:
+            if path.is_dir():
+                raise ConfigError(f"recipe file {path} is a folder, not a recipe file. Fix: give the path of a .yaml file.")
+            if not path.exists():
+                raise ConfigError(f"recipe file {path} does not exist.")
+            if not path.is_file():
+                raise ConfigError(f"recipe file {path} is not a regular file (a device, pipe or socket); a recipe is a .yaml file.")
+        except OSError as exc:  # e.g. a name too long for the file system
+            raise ConfigError(f"recipe file {excerpt(str(path))} cannot be read ({exc.strerror or exc}).") from None
         return path
     known = list_recipes()
     if name_or_path in known:
@@ -257,19 +306,14 @@ def find_recipe(name_or_path: str) -> Path:
 
 
 def load_recipe(name_or_path: str) -> Recipe:
-    """Read and validate a recipe; every problem becomes a ConfigError naming the file."""
+    """Read and validate a recipe; every problem becomes a ConfigError naming the file.
+
+    Reading is bounded (size, nesting, values with aliases expanded, no duplicate
+    keys: see safe_yaml), and every name that becomes a folder of the results is
+    checked here (SafeName), before anything is planned or written.
+    """
     path = find_recipe(name_or_path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror}).") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: is not UTF-8 text; a recipe is a YAML file.") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}.") from None
+    document = load_yaml_file(path)
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: a recipe must be a YAML mapping (key: value lines), got {type(document).__name__}.")
     try:
