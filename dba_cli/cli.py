@@ -12,16 +12,15 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 from typer.core import _click as click
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .config import DEFAULT_LR, METHODS, run_config
 from .data.mnist import DATA_DIR_ENV, load_mnist
 from .data.subsets import SUBSET_HELP
-from .devices import DEVICE_HELP, resolve_device
-from .errors import ConfigError, DBAError
-from .io import write_json_atomic
+from .devices import DEVICE_HELP, resolve_device, set_threads
+from .display import RichReporter, err, is_diverged, make_progress, outcome_text
+from .errors import ConfigError, DBAError, ResultsNotWritable
+from .io import check_output_file, json_text, write_json_atomic
 from .models import ACTIVATIONS
 from .train import EpochRecord, run_notes, train
 
@@ -59,7 +58,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
 
 DataDirOption = Annotated[
     Optional[Path],
@@ -72,6 +70,11 @@ DataDirOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help=f"Where to train: {DEVICE_HELP}.")]
+THREADS_HELP = (
+    "torch threads per run. Results are identical only at the same thread count (it is recorded in each "
+    "result); for speed run several runs at once rather than more threads per run."
+)
+ThreadsOption = Annotated[int, typer.Option("--threads", min=1, help=THREADS_HELP)]
 
 
 @contextmanager
@@ -93,7 +96,7 @@ def user_errors() -> Iterator[None]:
 
         message = out_of_memory_message(exc)
         if message is not None:
-            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
         report = save_crash_report(exc)
         err.print(
@@ -143,7 +146,7 @@ def warnings_shown() -> Iterator[None]:
             yield
         finally:
             for warning in caught:
-                err.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+                err.print(f"[yellow]warning:[/] {escape(str(warning.message))}", highlight=False)
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -152,20 +155,6 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     except ValueError:
         raise ConfigError(f"hidden: {text!r} must be comma-separated integers, e.g. 512 or 512,256.") from None
     return widths
-
-
-def make_progress() -> Progress:
-    """A progress display on stderr, so that stdout stays clean for --json."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    )
 
 
 def show_version(value: bool) -> None:
@@ -237,8 +226,11 @@ def run(
         Optional[Path], typer.Option(help="Also save the full result (config, subset, per-epoch history) to this JSON file.", rich_help_panel=OUT_PANEL)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON result on stdout.", rich_help_panel=OUT_PANEL)] = False,
+    threads: Annotated[int, typer.Option("--threads", min=1, help=THREADS_HELP, rich_help_panel=OUT_PANEL)] = 1,
 ) -> None:
     """Train one MLP on MNIST and print its final test accuracy."""
+    import time
+
     with user_errors():
         values = dict(
             data=data, method=method, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
@@ -252,12 +244,15 @@ def run(
         if dba:
             values["dba"] = dba
         config = run_config(**values)
+        if output is not None:
+            output = check_output_file(output)  # before training, so a bad path never costs a finished run
         show_notes(run_notes(config))
         torch_device = resolve_device(device)
+        set_threads(threads)
         mnist = load_mnist(data_dir)
-        label = f"{config.method} on {config.data}"
+        started = time.perf_counter()
         with make_progress() as progress:
-            task = progress.add_task(label, total=config.epochs, status="")
+            task = progress.add_task(f"{config.method} on {config.data}", total=config.epochs, status="", unit="epochs")
 
             def on_epoch(record: EpochRecord) -> None:
                 status = f"loss {record.train_loss:.4f}  test acc {record.test_accuracy:.2f}%"
@@ -266,16 +261,28 @@ def run(
             result = train(config, mnist, torch_device, on_epoch=on_epoch)
         summary = result.to_dict()
         if output is not None:
-            write_json_atomic(output, summary)
+            save_output(output, summary)
         if as_json:
             summary.pop("subset_indices")
             sys.stdout.write(json.dumps(summary) + "\n")
         else:
             typer.echo(
-                f"final test accuracy: {result.final_test_accuracy:.2f}% "
+                f"{'run' if is_diverged(summary) else 'final test accuracy'}: "
+                f"{outcome_text(summary, time.perf_counter() - started)} "
                 f"({config.method}, {config.data}, {config.epochs} epochs, lr {config.lr}, seed {config.seed}, "
-                f"{result.device}, {result.train_seconds:.1f}s training)"
+                f"{result.device}, {result.threads} thread{'s' if result.threads != 1 else ''})"
             )
+
+
+def save_output(path: Path, summary: dict) -> None:
+    """Write --output; should it fail after all (checked before training), the result goes to stdout, not lost."""
+    try:
+        write_json_atomic(path, summary, create_parents=False)
+    except OSError as exc:
+        sys.stdout.write(json_text(summary))
+        raise ResultsNotWritable(
+            f"could not write --output {path} ({exc.strerror or exc}); the full result was printed on stdout instead."
+        ) from None
 
 
 recipes_app = typer.Typer(no_args_is_help=True, help="The paper's settings as YAML recipes.")
@@ -308,60 +315,6 @@ def recipes_show(
         typer.echo(find_recipe(name).read_text(encoding="utf-8"), nl=False)
 
 
-class RichReporter:
-    """Shows a reproduce: one bar over all epochs of all runs (for the ETA), one for the current run."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.overall = None
-        self.current = None
-
-    def plan(self, todo, skipped, damaged) -> None:
-        for path in damaged:
-            err.print(f"[yellow]warning:[/] {path} is damaged or incomplete; that run will be redone.")
-        if skipped:
-            err.print(f"{len(skipped)} run(s) already finished, skipped.")
-        total = sum(planned.config.epochs for planned in todo)
-        self.overall = self.progress.add_task(f"{len(todo)} run(s) to do", total=total or 1, status="")
-        if not todo:
-            self.progress.update(self.overall, completed=1)
-
-    def run_started(self, planned) -> None:
-        label = f"{planned.recipe} {planned.method_name} seed {planned.config.seed}"
-        self.current = self.progress.add_task(label, total=planned.config.epochs, status="")
-
-    def epoch_done(self, planned, record) -> None:
-        status = f"loss {record.train_loss:.4f}"
-        if record.test_accuracy is not None:
-            status += f"  test acc {record.test_accuracy:.2f}%"
-        self.progress.update(self.current, advance=1, status=status)
-        self.progress.advance(self.overall)
-
-    def run_busy(self, planned) -> None:
-        self.progress.console.print(
-            f"busy: {planned.recipe} {planned.method_name} seed {planned.config.seed} is being trained by another "
-            "dba process; left to it."
-        )
-
-    def run_resuming(self, planned) -> None:
-        self.progress.console.print(
-            f"resuming: {planned.recipe} {planned.method_name} seed {planned.config.seed} from its last checkpoint."
-        )
-
-    def run_skipped(self, planned) -> None:
-        self.progress.advance(self.overall, planned.config.epochs)
-        self.progress.console.print(
-            f"skipped: {planned.recipe} {planned.method_name} seed {planned.config.seed} was finished by another dba process."
-        )
-
-    def run_finished(self, planned, document) -> None:
-        self.progress.remove_task(self.current)
-        self.progress.console.print(
-            f"done: {planned.recipe} {planned.method_name} seed {planned.config.seed}: "
-            f"{document['final_test_accuracy']:.2f}% in {document['train_seconds']:.1f}s"
-        )
-
-
 @app.command()
 def reproduce(
     recipe: Annotated[str, typer.Argument(help="Recipe name (mnist-full, mnist-1pct, mnist-10-per-class) or path to a YAML file.")],
@@ -377,6 +330,7 @@ def reproduce(
     results: Annotated[Optional[Path], typer.Option(help="Results folder. Default: results/ (results/smoke with --smoke).", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace result files that were made with a different config.")] = False,
     device: DeviceOption = "auto",
+    threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
 ) -> None:
     """Run every method x seed of a recipe; finished runs are kept and skipped on a rerun.
@@ -394,7 +348,7 @@ def reproduce(
         results_dir = results_folder(results, smoke)
         show_notes([note for planned in runs for note in run_notes(planned.config)])
         plan = run_grid(
-            "", lambda mnist, dev, rep: run_recipe(runs, mnist, dev, results_dir, overwrite, rep), device, data_dir, results_dir
+            "", lambda mnist, dev, rep: run_recipe(runs, mnist, dev, results_dir, overwrite, rep), device, data_dir, results_dir, threads
         )
         busy = f", {len(plan.busy)} left to another dba process (rerun when it ends)" if plan.busy else ""
         typer.echo(
@@ -408,9 +362,10 @@ def results_folder(results: Path | None, smoke: bool) -> Path:
     return results or Path("results/smoke" if smoke else "results")
 
 
-def run_grid(label: str, runs_fn, device: str, data_dir: Path | None, results_dir: Path):
+def run_grid(label: str, runs_fn, device: str, data_dir: Path | None, results_dir: Path, threads: int):
     """Shared by reproduce/tune/ablate/protocol: load data, run with progress, turn Ctrl-C into a resumable stop."""
     torch_device = resolve_device(device)
+    set_threads(threads)
     mnist = load_mnist(data_dir)
     try:
         with make_progress() as progress:
@@ -438,6 +393,7 @@ def tune(
     results: ResultsOption = None,
     overwrite: OverwriteOption = False,
     device: DeviceOption = "auto",
+    threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
 ) -> None:
     """Choose each method's setting on a validation split (same lr grid for all), then rerun it on the recipe's seeds.
@@ -456,7 +412,7 @@ def tune(
         command = f"dba tune {recipe}" + (" --smoke" if smoke else "")
         outcome = run_grid(
             "tuning", lambda mnist, dev, rep: run_tune(loaded, mnist, dev, results_dir, command, smoke, overwrite, rep),
-            device, data_dir, results_dir,
+            device, data_dir, results_dir, threads,
         )
         for family, entry in outcome.chosen.items():
             typer.echo(f"{family}-tuned: {describe(entry.candidate.spec)} (validation {entry.val_mean:.2f}%)")
@@ -473,6 +429,7 @@ def ablate(
     results: ResultsOption = None,
     overwrite: OverwriteOption = False,
     device: DeviceOption = "auto",
+    threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
 ) -> None:
     """Train every combination of the recipe's ablation grid (metric, direction, min_size, reduction, base).
@@ -490,7 +447,7 @@ def ablate(
         runs = ablation_runs(loaded, smoke, seeds)
         plan = run_grid(
             "ablation", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True),
-            device, data_dir, results_dir,
+            device, data_dir, results_dir, threads,
         )
         with warnings_shown():
             path, _ = write_ablation_table(results_dir)
@@ -504,6 +461,7 @@ def protocol(
     results: ResultsOption = None,
     overwrite: OverwriteOption = False,
     device: DeviceOption = "auto",
+    threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
 ) -> None:
     """Diagnostics: how a fresh subset per epoch, a best-on-test epoch, a uniform draw or another width move the tuned methods.
@@ -521,7 +479,7 @@ def protocol(
         runs = default_runs(loaded, smoke) + protocol_runs(loaded, smoke)
         plan = run_grid(
             "protocol", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True),
-            device, data_dir, results_dir,
+            device, data_dir, results_dir, threads,
         )
         with warnings_shown():
             path, _ = write_protocol_table(results_dir, recipes_for_table(results_dir, loaded, smoke), smoke)
@@ -548,12 +506,12 @@ def table(
 @app.command()
 def plot(
     results: Annotated[Path, typer.Option(help="Results folder to read.")] = Path("results"),
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the PNGs. Default: RESULTS/figures.", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the figures (PDF and 300 dpi PNG). Default: RESULTS/figures.", show_default=False)] = None,
     recipes: Annotated[
         Optional[str], typer.Option(help="Comma-separated recipe names. Default: every recipe with results.", show_default=False)
     ] = None,
 ) -> None:
-    """Write figures: test accuracy against epoch and training time, and DBA's kept subset sizes."""
+    """Write figures (PDF and PNG): test accuracy against epoch, one panel per method family, and DBA's kept subset sizes per layer."""
     from .plots import make_figures  # matplotlib is imported only for this command
 
     with user_errors():
@@ -600,6 +558,7 @@ def bench_pipeline(
     hidden: Annotated[int, typer.Option(min=1, help="Hidden width of the 784-H-10 MLP.")] = 512,
     num_workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes for the torchvision pipelines.")] = 0,
     device: DeviceOption = "cpu",
+    threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
 ) -> None:
     """One epoch of full-MNIST SGD: our tensor pipeline against torchvision + ToTensor + DataLoader."""
@@ -607,9 +566,10 @@ def bench_pipeline(
 
     with user_errors():
         torch_device = resolve_device(device)
+        set_threads(threads)
         mnist = load_mnist(data_dir)
         with make_progress() as progress:
-            task = progress.add_task("benchmark rounds", total=repeats, status="")
+            task = progress.add_task("benchmark", total=repeats, status="", unit="rounds")
             timing = compare_pipelines(
                 mnist, torch_device, repeats=repeats, batch_size=batch_size, hidden=hidden,
                 num_workers=num_workers, data_dir=data_dir, on_round=lambda: progress.advance(task),
@@ -624,6 +584,7 @@ def bench_step(
     repeats: Annotated[int, typer.Option(min=1, help="Timed steps per variant and batch size.")] = 100,
     naive_repeats: Annotated[int, typer.Option(min=0, help="Timed steps of the (slow) naive DBA; 0 leaves it out.")] = 2,
     device: DeviceOption = "cpu",
+    threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
 ) -> None:
     """Median training-step time: plain SGD, per-sample Gram only, full DBA, naive DBA; ratios to SGD."""
@@ -633,10 +594,11 @@ def bench_step(
     with user_errors():
         sizes = tuple(int(part) for part in batch_sizes.split(","))
         torch_device = resolve_device(device)
+        set_threads(threads)
         mnist = load_mnist(data_dir)
         inputs, targets = to_features(mnist.train_images), mnist.train_labels
         with make_progress() as progress:
-            task = progress.add_task("timed repeats", total=repeats * len(sizes), status="")
+            task = progress.add_task("benchmark", total=repeats * len(sizes), status="", unit="timed steps")
             rows = benchmark_steps(
                 batch_sizes=sizes, hidden=hidden, repeats=repeats, naive_repeats=naive_repeats,
                 inputs=inputs, targets=targets, device=torch_device,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
-from .errors import DeviceError
+from .errors import ConfigError, DeviceError
 
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
 
@@ -32,6 +34,19 @@ def resolve_device(name: str) -> torch.device:
     raise DeviceError(f"device: {name!r} is not a device. Use {DEVICE_HELP}.")
 
 
+def set_threads(threads: int) -> None:
+    """Use exactly `threads` torch threads (intra-op) in this process.
+
+    torch's default is one per core, which oversubscribes a machine already
+    running other work (measured: 15x slower under load) and changes the last
+    digits of results, since reductions are split differently. So every
+    command sets it explicitly and every result records it.
+    """
+    if threads < 1:
+        raise ConfigError(f"--threads: {threads} must be at least 1.")
+    torch.set_num_threads(threads)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work so that wall-clock timings are honest."""
     if device.type == "cuda":
@@ -42,18 +57,35 @@ def out_of_memory_message(exc: BaseException) -> str | None:
     """A clear message for a device running out of memory, or None for any other error.
 
     torch raises torch.OutOfMemoryError for CUDA (and some other backends);
-    a CPU allocation failure surfaces as a RuntimeError naming the bytes it
-    could not allocate.
+    a CPU allocation failure surfaces as a RuntimeError from the allocator
+    ("[enforce fail at alloc_cpu.cpp:..] . DefaultCPUAllocator: can't allocate
+    memory: you tried to allocate N bytes. Error code 12 ..."), which is
+    reduced here to the size that did not fit.
     """
     text = str(exc)
-    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower():
-        where = "the GPU" if "cuda" in text.lower() or isinstance(exc, torch.OutOfMemoryError) else "the device"
-    elif isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in text:
-        where = "the CPU (RAM)"
-    else:
+    cpu = isinstance(exc, RuntimeError) and "DefaultCPUAllocator" in text
+    if not cpu and not (isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower()):
         return None
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return (
-        f"out of memory on {where} ({first[:160]}). Fix: a smaller --batch-size or hidden width, "
-        "fewer runs at once on this device, or --device cpu. Finished runs are kept; rerun to continue."
+    size = re.search(r"allocate (?:memory: you tried to allocate )?(\d+) bytes", text) or re.search(
+        r"allocate (\d+(?:\.\d+)? [KMGT]i?B)", text
     )
+    wanted = size.group(1) if size else None
+    if wanted and wanted.isdigit():
+        wanted = readable_bytes(int(wanted))
+    what = f"could not allocate {wanted}" if wanted else "an allocation failed"
+    if cpu:
+        where, fix = "the CPU (RAM)", "a smaller --batch-size or hidden width, or fewer runs at once"
+    else:
+        where = "the GPU" if "cuda" in text.lower() or isinstance(exc, torch.OutOfMemoryError) else "the device"
+        fix = "a smaller --batch-size or hidden width, fewer runs at once on this device, or --device cpu"
+    return f"out of memory on {where} ({what}). Fix: {fix}. Finished runs are kept; rerun to continue."
+
+
+def readable_bytes(count: int) -> str:
+    """12544000000000 -> '11.4 TiB'."""
+    value = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} bytes"

@@ -27,7 +27,7 @@ from .checkpoint import checkpoint_path
 from .errors import ConfigError, ResultsNotWritable
 from .io import finished_runs_kept, write_json_atomic, write_text_atomic
 from .provenance import device_description, git_commit
-from .recipes import PlannedRun
+from .recipes import PlannedRun, result_path
 from .train import EpochRecord, train
 
 SCHEMA_VERSION = 1
@@ -123,36 +123,47 @@ def finished_results(results_dir: Path, pattern: str = "*/*/seed-*.json") -> Ite
 
 
 def make_plan(runs: list[PlannedRun], results_dir: Path, overwrite: bool = False) -> Plan:
-    """Decide, before anything trains, which runs are done, to do, or in conflict."""
+    """Decide, before anything trains, which runs are done, to do, or in conflict.
+
+    A stored run counts as this run when its config and its thread count (where
+    recorded) are the same: only then would training it again give the same file.
+    """
     plan = Plan([], [], [])
     conflicts = []
     for planned in runs:
-        path = results_dir / planned.key
+        path = result_path(results_dir, planned.key)
         try:
             stored = read_result(path)
         except ValueError:
             plan.damaged.append(path)
             plan.todo.append(planned)
             continue
+        changed = differences(stored, planned) if stored is not None else []
         if stored is None:
             plan.todo.append(planned)
-        elif stored["config"] == planned.config.to_dict():
+        elif not changed:
             plan.skipped.append(planned)
         elif overwrite:
             plan.todo.append(planned)
         else:
-            changed = sorted(
-                key for key in set(stored["config"]) | set(planned.config.to_dict())
-                if stored["config"].get(key) != planned.config.to_dict().get(key)
-            )
             conflicts.append(f"{path} (differs in: {', '.join(changed)})")
     if conflicts:
         raise ConfigError(
-            "these result files were made with a different config and would be overwritten: "
+            "these result files were made with a different config or thread count and would be overwritten: "
             + "; ".join(conflicts[:5]) + (f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
-            + ". Fix: use another --results folder, or --overwrite to replace them."
+            + ". Fix: use another --results folder, the same --threads, or --overwrite to replace them."
         )
     return plan
+
+
+def differences(stored: dict, planned: PlannedRun) -> list[str]:
+    """The config fields (and `threads`) in which a stored result differs from what `planned` would make."""
+    wanted = planned.config.to_dict()
+    changed = sorted(key for key in set(stored["config"]) | set(wanted) if stored["config"].get(key) != wanted.get(key))
+    threads = stored.get("threads")
+    if threads is not None and threads != torch.get_num_threads():
+        changed.append(f"threads ({threads}, now {torch.get_num_threads()})")
+    return changed
 
 
 CHECKPOINT_SECONDS_ENV = "DBA_CHECKPOINT_SECONDS"
@@ -230,7 +241,7 @@ def run_one(
     planned: PlannedRun, plan: Plan, mnist: MNIST, device: torch.device, results_dir: Path, reporter: Reporter, wait: bool
 ) -> None:
     """Take the run's lock (or wait for it), then skip, resume or train it."""
-    path = results_dir / planned.key
+    path = result_path(results_dir, planned.key)
     with run_lock(results_dir, planned.key, wait) as held:
         if not held:
             plan.busy.append(planned)
@@ -258,7 +269,7 @@ def stored_results(results_dir: Path, runs: list[PlannedRun]) -> Iterator[tuple[
     """The finished result of each planned run that has one; damaged files are skipped with a warning naming them."""
     for planned in runs:
         try:
-            document = read_result(results_dir / planned.key)
+            document = read_result(result_path(results_dir, planned.key))
         except ValueError as exc:
             warnings.warn(f"skipped: {exc}", stacklevel=3)
             continue
@@ -271,7 +282,7 @@ def finished_with(path: Path, planned: PlannedRun) -> bool:
         stored = read_result(path)
     except ValueError:
         return False
-    return stored is not None and stored["config"] == planned.config.to_dict()
+    return stored is not None and not differences(stored, planned)
 
 
 def remove_stale_temporaries(path: Path) -> None:
@@ -290,6 +301,10 @@ def check_writable(results_dir: Path, todo: int) -> None:
     """Before anything trains: the results folder can be created and written, and has room for the results."""
     if todo == 0:
         return
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ResultsNotWritable(
+            f"results folder {results_dir} is a file, not a folder. Fix: choose another folder with --results."
+        )
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         probe = results_dir / f".write-test-{os.getpid()}"

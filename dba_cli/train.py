@@ -67,6 +67,7 @@ class RunResult:
     history: list[EpochRecord] = field(default_factory=list)
     versions: dict = field(default_factory=dict)
     validation_hash: str | None = None
+    threads: int | None = None  # torch threads it trained with: results are bit-identical only at the same count
     diverged_at_epoch: int | None = None  # the first epoch whose training loss was NaN or infinite
 
     @property
@@ -269,6 +270,7 @@ def train(
         subset_indices=data.indices.tolist(),
         versions=library_versions(),
         validation_hash=None if data.val_indices is None else indices_hash(data.val_indices),
+        threads=torch.get_num_threads(),
     )
     first_epoch = 1
     state = load_checkpoint(checkpoint, result.config) if checkpoint is not None else None

@@ -1,0 +1,154 @@
+"""What the user sees while runs train: Rich progress bars and one line per event, on stderr.
+
+stdout stays clean for `--json` and tables. The console never wraps a line
+(`soft_wrap`): messages name files, and a path broken across two lines is a
+broken path for whoever copies it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.text import Text
+
+from .eta import GridEta
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+def clock(seconds: float | None) -> str:
+    """0:05:07; '?' when unknown."""
+    if seconds is None:
+        return "?"
+    return str(timedelta(seconds=max(0, round(seconds))))
+
+
+class ElapsedColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"elapsed {clock(task.finished_time if task.finished else task.elapsed)}", style="progress.elapsed")
+
+
+class LeftColumn(ProgressColumn):
+    """Time left: the task's own `left` field where the caller estimates it, else Rich's rate-based estimate."""
+
+    max_refresh = 0.5
+
+    def render(self, task: Task) -> Text:
+        if task.finished:
+            return Text("")
+        left = task.fields["left"] if "left" in task.fields else task.time_remaining
+        return Text(f"left ~{clock(left)}", style="progress.remaining")
+
+
+def make_progress() -> Progress:
+    """Bars on stderr; each says what it counts and labels its times."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} {task.fields[unit]}"),
+        TextColumn("{task.fields[status]}"),
+        ElapsedColumn(),
+        LeftColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def run_label(planned) -> str:
+    return f"{planned.recipe} {planned.method_name} seed {planned.config.seed}"
+
+
+def seconds_text(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds:.2f} s"
+
+
+def is_diverged(document: dict) -> bool:
+    return document.get("diverged_at_epoch") is not None
+
+
+def outcome_text(document: dict, wall_seconds: float | None) -> str:
+    """'88.34% in 10.2 s (1.3 s training)', or the divergence, said first."""
+    accuracy = document["final_test_accuracy"]
+    timing = f"{seconds_text(document['train_seconds'])} training"
+    if wall_seconds is not None:
+        timing = f"in {seconds_text(wall_seconds)} ({timing})"
+    diverged = document.get("diverged_at_epoch")
+    if diverged is not None:
+        return (
+            f"DIVERGED at epoch {diverged} (training loss not finite; try a smaller learning rate); "
+            f"test accuracy then {accuracy:.2f}%, {timing}"
+        )
+    return f"{accuracy:.2f}% {timing}"
+
+
+class RichReporter:
+    """Shows a grid of runs: one bar over all epochs of all runs, one per active run.
+
+    The overall bar's time left comes from `GridEta` (measured seconds per epoch
+    of each run kind), not from an average over epochs of different cost.
+    """
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.overall = None
+        self.current: dict[str, object] = {}
+        self.started: dict[str, float] = {}
+        self.eta = GridEta([])
+
+    def plan(self, todo, skipped, damaged) -> None:
+        for path in damaged:
+            err.print(f"[yellow]warning:[/] {escape(str(path))} is damaged or incomplete; that run will be redone.", highlight=False)
+        if skipped:
+            err.print(f"{len(skipped)} run(s) already finished, skipped.")
+        self.eta = GridEta(todo)
+        total = sum(planned.config.epochs for planned in todo)
+        self.overall = self.progress.add_task(
+            f"all: {len(todo)} run(s)", total=total or 1, status="", unit="epochs", left=None
+        )
+        if not todo:
+            self.progress.update(self.overall, completed=1)
+
+    def run_started(self, planned) -> None:
+        self.started[planned.key] = time.perf_counter()
+        self.current[planned.key] = self.progress.add_task(
+            run_label(planned), total=planned.config.epochs, status="", unit="epochs"
+        )
+
+    def epoch_done(self, planned, record) -> None:
+        status = f"loss {record.train_loss:.4f}"
+        if record.test_accuracy is not None:
+            status += f"  test acc {record.test_accuracy:.2f}%"
+        self.eta.epoch_done(planned, record.train_seconds + record.eval_seconds)
+        self.progress.update(self.current[planned.key], advance=1, status=status)
+        self.progress.update(self.overall, advance=1, left=self.eta.remaining_seconds())
+
+    def end(self, planned) -> None:
+        """A run leaves the grid: its bar goes, the overall bar counts all its epochs as done."""
+        task = self.current.pop(planned.key, None)
+        done = 0
+        if task is not None:
+            done = self.progress.tasks[self.progress.task_ids.index(task)].completed
+            self.progress.remove_task(task)
+        self.eta.run_ended(planned)
+        self.progress.update(self.overall, advance=planned.config.epochs - done, left=self.eta.remaining_seconds())
+
+    def run_busy(self, planned) -> None:
+        """Not counted as done: a grid that waits for busy runs comes back to it."""
+        err.print(f"busy: {run_label(planned)} is being trained by another dba process; left to it.")
+
+    def run_resuming(self, planned) -> None:
+        err.print(f"resuming: {run_label(planned)} from its last checkpoint.")
+
+    def run_skipped(self, planned) -> None:
+        self.end(planned)
+        err.print(f"skipped: {run_label(planned)} was finished by another dba process.")
+
+    def run_finished(self, planned, document) -> None:
+        wall = time.perf_counter() - self.started.pop(planned.key, time.perf_counter())
+        self.end(planned)  # a diverged run stops early: its other epochs are done too
+        style = "[bold red]" if is_diverged(document) else ""
+        err.print(f"{style}done:{'[/]' if style else ''} {run_label(planned)}: {outcome_text(document, wall)}", highlight=False)

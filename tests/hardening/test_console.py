@@ -1,0 +1,72 @@
+"""Hardening, console: divergence is said, bars say what they count, `done:` gives wall time, messages are exact."""
+
+from typer.testing import CliRunner
+
+from dba_cli.cli import app
+from dba_cli.eta import GridEta
+from dba_cli.recipes import PlannedRun
+from dba_cli.config import run_config
+
+from tests.test_recipes import TINY, write
+
+runner = CliRunner()
+
+
+def test_a_diverged_run_says_so_on_the_console(tmp_path):
+    outcome = runner.invoke(app, ["run", "--epochs", "3", "--lr", "1e6", "--hidden", "16", "--device", "cpu"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "DIVERGED at epoch" in outcome.output and "final test accuracy: 9.80%" not in outcome.output
+    recipe = write(tmp_path, TINY.replace("adam: {method: adam, lr: 0.001}", "adam: {method: sgd, lr: 1.0e+6}"))
+    outcome = runner.invoke(app, ["reproduce", recipe, "--results", str(tmp_path / "r"), "--device", "cpu"])
+    done = [line for line in outcome.output.splitlines() if line.startswith("done: tiny adam")]
+    assert len(done) == 2 and all("DIVERGED at epoch" in line for line in done), outcome.output
+
+
+def test_bars_say_what_they_count_and_label_their_times_and_done_gives_wall_time(tmp_path):
+    outcome = runner.invoke(app, ["reproduce", write(tmp_path, TINY), "--results", str(tmp_path / "r"), "--device", "cpu"])
+    assert outcome.exit_code == 0, outcome.output
+    bar = next(line for line in outcome.output.splitlines() if line.startswith("all: 4 run(s)"))
+    assert "8/8 epochs" in bar and "elapsed " in bar
+    done = [line for line in outcome.output.splitlines() if line.startswith("done:")]
+    assert len(done) == 4 and all(" s training)" in line and "% in " in line for line in done)
+
+
+def planned(eval_every_epoch: bool, seed: int, epochs: int = 10) -> PlannedRun:
+    name = "every-epoch" if eval_every_epoch else "at-the-end"
+    return PlannedRun("r", name, "baseline", run_config(epochs=epochs, seed=seed), eval_every_epoch=eval_every_epoch)
+
+
+def test_the_eta_prices_each_run_kind_at_its_own_measured_rate():
+    # A grid like tune's: cheap runs evaluated at the end, costly runs evaluated every epoch.
+    cheap, costly = [planned(False, seed) for seed in range(3)], [planned(True, seed) for seed in range(3)]
+    eta = GridEta(cheap + costly)
+    assert eta.remaining_seconds() is None  # nothing measured yet: no made-up number
+    for _ in range(10):
+        eta.epoch_done(cheap[0], 0.01)
+    eta.run_ended(cheap[0])
+    assert abs(eta.remaining_seconds() - 50 * 0.01) < 1e-9  # unseen kind priced at the seen kinds' mean
+    eta.epoch_done(costly[0], 0.5)
+    expected = 20 * 0.01 + 29 * 0.5
+    assert abs(eta.remaining_seconds() - expected) < 1e-9
+    # One rate for the whole grid (what the bar used before) would say: 39 epochs at (0.1 + 0.5) / 11.
+    assert expected > 5 * (39 * (0.1 + 0.5) / 11)
+
+
+def test_out_of_memory_on_the_cpu_names_the_size_and_does_not_suggest_the_cpu():
+    outcome = runner.invoke(app, ["run", "--hidden", "4000000000", "--epochs", "1", "--device", "cpu"])
+    assert outcome.exit_code == 2, outcome.output
+    line = next(line for line in outcome.output.splitlines() if line.startswith("error:"))
+    assert "out of memory on the CPU (RAM) (could not allocate" in line and "TiB)" in line
+    assert "--device cpu" not in line and "enforce fail" not in line and "DefaultCPUAllocator" not in line
+
+
+def test_a_path_in_a_message_is_never_wrapped(tmp_path):
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 6)
+    deep.mkdir(parents=True)
+    recipe = write(deep, TINY)
+    results = deep / "results"
+    assert runner.invoke(app, ["reproduce", recipe, "--results", str(results), "--device", "cpu"]).exit_code == 0
+    (results / "tiny" / "adam" / "seed-1.json").write_text("{")
+    outcome = runner.invoke(app, ["table", "--results", str(results)], env={"COLUMNS": "40"})
+    warning = next(line for line in outcome.output.splitlines() if line.startswith("warning: skipped"))
+    assert str(results / "tiny" / "adam" / "seed-1.json") in warning
