@@ -33,3 +33,18 @@ def build_mlp(
             width = size
         layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
+
+
+def linear_layer_labels(hidden: tuple[int, ...] | list[int], in_features: int = 784, out_features: int = 10) -> dict[str, str]:
+    """Readable names of `build_mlp`'s Linear layers, keyed by their nn.Sequential module names.
+
+    `build_mlp` puts an activation after every hidden Linear, so Linear i is module "2i":
+    hidden=(512,) gives {"0": "hidden layer 1 (784→512)", "2": "output layer (512→10)"}.
+    DBA's per-layer statistics are keyed by those module names.
+    """
+    widths = [in_features, *hidden, out_features]
+    labels = {}
+    for index, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
+        kind = "output layer" if index == len(hidden) else f"hidden layer {index + 1}"
+        labels[str(2 * index)] = f"{kind} ({fan_in}→{fan_out})"
+    return labels

@@ -8,6 +8,8 @@ is typed by hand. Damaged result files are skipped with a warning.
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,6 +243,49 @@ def verdict(recipe: Recipe | None, summaries: list[MethodSummary]) -> str:
     return "\n".join(sentences)
 
 
+def packaged_recipe(name: str) -> Recipe | None:
+    """The recipe of that name in recipes/ (or DBA_RECIPES_DIR), else None: results of other recipes are shown as found."""
+    return load_recipe(name) if name in list_recipes() else None
+
+
+def table_order(recipe: Recipe | None, method_names: Iterable[str]) -> list[str]:
+    """The recipe's own method order (baselines first), names it does not know after, as given.
+
+    Tables and figures both use it, so a figure's legend reads in the table's order.
+    """
+    names = list(method_names)
+    if recipe is None:
+        return names
+    position = {method: index for index, method in enumerate(recipe.methods)}
+    return sorted(names, key=lambda name: position.get(name, len(position)))
+
+
+def warn_unfinished(recipe: Recipe | None, finished: Iterable[tuple[str, int, int]], results_dir: Path) -> None:
+    """Warn, per method of a packaged recipe, when fewer seeds finished than the recipe runs.
+
+    `finished` holds (method_name, seed, epochs trained) per finished run. Runs that all trained
+    the recipe's smoke epochs (`dba reproduce --smoke`) are held to the smoke seed count instead.
+    Tables and figures call it, so neither leaves a method out without saying so.
+    """
+    if recipe is None:
+        return
+    finished = list(finished)
+    smoke = recipe.smoke.epochs != recipe.training.epochs and all(epochs == recipe.smoke.epochs for *_, epochs in finished)
+    expected = recipe.smoke.seeds if smoke else recipe.seeds
+    command = f"dba reproduce {recipe.name}" + (" --smoke" if smoke else "")
+    if Path(results_dir) != Path("results/smoke" if smoke else "results"):
+        command += f" --results {results_dir}"
+    for method in recipe.methods:
+        found = len({seed for name, seed, _ in finished if name == method and 0 <= seed < expected})
+        if found < expected:
+            shown = "left out" if found == 0 else f"shown with n = {found}"
+            warnings.warn(
+                f"{recipe.name}: method {method!r} has {found} of {expected} seeds finished in {results_dir} "
+                f"({shown}). Fix: `{command}` runs the missing ones.",
+                stacklevel=3,
+            )
+
+
 def build_tables(results_dir: Path, recipes: list[str] | None = None) -> tuple[str, pd.DataFrame]:
     """The markdown document and a CSV-ready frame for every recipe with results."""
     frame = load_results(results_dir)
@@ -261,14 +306,13 @@ def build_tables(results_dir: Path, recipes: list[str] | None = None) -> tuple[s
         "(`dba tune`, results/tune/), the other DBA rows against the untuned baselines.",
     ]
     csv_rows: list[dict] = []
-    known = list_recipes()
     for name in ordered:
-        recipe = load_recipe(name) if name in known else None
+        recipe = packaged_recipe(name)
         subset = frame[frame["recipe"] == name]
         summaries = summarise(subset)
-        if recipe is not None:  # the recipe's own method order: baselines first
-            order = {method: index for index, method in enumerate(recipe.methods)}
-            summaries.sort(key=lambda summary: order.get(summary.method_name, len(order)))
+        order = table_order(recipe, [summary.method_name for summary in summaries])
+        summaries.sort(key=lambda summary: order.index(summary.method_name))
+        warn_unfinished(recipe, zip(subset["method_name"], subset["seed"], subset["epochs"]), results_dir)
         devices = ", ".join(sorted(set(subset["device"])))
         sections += ["", f"## {name}", "", (recipe.description if recipe else ""), ""]
         if recipe and recipe.data == "full":
