@@ -19,7 +19,7 @@ from .config import DBASettings
 from .errors import ConfigError
 from .io import write_text_atomic
 from .recipes import MethodSpec, PlannedRun, Recipe
-from .reproduce import finished_results, read_result
+from .results import finished_results, read_result
 from .tuning import dba_label
 
 GROUP = "ablation"

@@ -292,9 +292,11 @@ app.add_typer(recipes_app, name="recipes")
 @recipes_app.command("list")
 def recipes_list() -> None:
     """List the packaged recipes with their data subset, methods and seeds."""
-    from .recipes import list_recipes, load_recipe
+    from .recipes import list_recipes, load_recipe, missing_recipes_folder, recipes_dir
 
     with user_errors():
+        if not recipes_dir().is_dir():
+            raise missing_recipes_folder()
         for name in list_recipes():
             recipe = load_recipe(name)
             typer.echo(

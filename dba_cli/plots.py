@@ -43,7 +43,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .io import write_atomic
 from .models import linear_layer_labels
-from .reproduce import finished_results
+from .results import finished_results
 from .tables import packaged_recipe, table_order, warn_unfinished
 
 # Sized for a paper: 7 inches is a two-column page's text width, so 8 pt text prints at 8 pt.

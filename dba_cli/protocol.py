@@ -18,7 +18,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .io import write_text_atomic
 from .recipes import PlannedRun, Recipe, list_recipes, load_recipe
-from .reproduce import stored_results
+from .results import stored_results
 
 GROUP = "protocol"
 

@@ -269,10 +269,14 @@ def result_path(results_dir: Path, key: str) -> Path:
 
 
 def recipes_dir() -> Path:
-    """`DBA_RECIPES_DIR`, else the repository's `recipes/` folder."""
+    """`DBA_RECIPES_DIR`, else the recipes shipped inside the package (`dba_cli/recipe_files/`).
+
+    They ship as package data, so a wheel install finds them as an editable one
+    does; the repository's top-level `recipes/` is a link to the same folder.
+    """
     if os.environ.get(RECIPES_DIR_ENV):
         return Path(os.environ[RECIPES_DIR_ENV])
-    return Path(__file__).resolve().parent.parent / "recipes"
+    return Path(__file__).resolve().parent / "recipe_files"
 
 
 def list_recipes() -> dict[str, Path]:
@@ -280,8 +284,18 @@ def list_recipes() -> dict[str, Path]:
     return {path.stem: path for path in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
 
 
+def missing_recipes_folder() -> ConfigError:
+    """The one-line error for an installation (or DBA_RECIPES_DIR) without its recipe folder."""
+    where = f"{RECIPES_DIR_ENV}={os.environ[RECIPES_DIR_ENV]}" if os.environ.get(RECIPES_DIR_ENV) else "the installed package"
+    return ConfigError(
+        f"no recipe folder at {recipes_dir()} (looked there because of {where}). Fix: reinstall dba "
+        f"(`pip install dba-cli` ships the recipes), point {RECIPES_DIR_ENV} to a folder of .yaml recipes, "
+        "or give a recipe file's path."
+    )
+
+
 def find_recipe(name_or_path: str) -> Path:
-    """A recipe name from `recipes/` or a path to the user's own YAML file."""
+    """A packaged recipe's name (see `recipes_dir`) or a path to the user's own YAML file."""
     path = Path(name_or_path).expanduser()
     if path.suffix in (".yaml", ".yml") or os.sep in name_or_path:
         try:
@@ -294,6 +308,8 @@ def find_recipe(name_or_path: str) -> Path:
         except OSError as exc:  # e.g. a name too long for the file system
             raise ConfigError(f"recipe file {excerpt(str(path))} cannot be read ({exc.strerror or exc}).") from None
         return path
+    if not recipes_dir().is_dir():
+        raise missing_recipes_folder()
     known = list_recipes()
     if name_or_path in known:
         return known[name_or_path]

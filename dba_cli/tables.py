@@ -18,7 +18,7 @@ import pandas as pd
 from .errors import ConfigError
 from .io import write_text_atomic
 from .recipes import Recipe, list_recipes, load_recipe
-from .reproduce import finished_results
+from .results import finished_results
 
 RECIPE_ORDER = ("mnist-1pct", "mnist-10-per-class", "mnist-full")
 ROLE_LABEL = {

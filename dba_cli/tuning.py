@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from .recipes import MethodSpec, PlannedRun, Recipe
-from .reproduce import stored_results
+from .results import stored_results
 
 GROUP = "tune"
 FAMILIES = ("sgd", "adam", "dba")  # each becomes a `<family>-tuned` method

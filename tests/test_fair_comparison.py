@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from dba_cli.ablation import ablation_runs, variants
 from dba_cli.cli import app
 from dba_cli.recipes import load_recipe
-from dba_cli.reproduce import read_result
+from dba_cli.results import read_result
 from dba_cli.tuning import candidate_runs, candidates
 
 from tests.test_recipes import TINY, write
