@@ -6,7 +6,8 @@ the global RNG state and the history so far. Resuming from it trains the
 same numbers as an uninterrupted run (bit-identical on CPU; tested). It is
 written atomically next to the run's result file and deleted once the result
 is written. A checkpoint that cannot be read, or was made with another config,
-is ignored with a warning (the run starts over): it can never change a result.
+or by other training code (see code_version), is ignored with a warning (the
+run starts over): it can never change a result.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .code_version import source_hash
 from .io import finished_runs_kept, write_atomic
 
 FORMAT = 1
@@ -30,6 +32,7 @@ def checkpoint_path(result_path: Path) -> Path:
 def save_checkpoint(path: Path, config: dict, epoch: int, model, stepper, generator: torch.Generator, history) -> None:
     state = {
         "format": FORMAT,
+        "code": source_hash(),
         "config": config,
         "epoch": epoch,
         "model": model.state_dict(),
@@ -56,5 +59,8 @@ def load_checkpoint(path: Path, config: dict) -> dict | None:
         return None
     if state.get("config") != config:
         warnings.warn(f"ignored checkpoint {path}: made with another config; the run starts over", stacklevel=2)
+        return None
+    if state.get("code") != source_hash():  # a run must not mix two versions of the training code
+        warnings.warn(f"ignored checkpoint {path}: made by other code; the run starts over", stacklevel=2)
         return None
     return state

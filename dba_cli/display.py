@@ -112,6 +112,15 @@ class RichReporter:
         if not todo:
             self.progress.update(self.overall, completed=1)
 
+    def stale(self, stale: dict, kept: bool) -> None:
+        """How many finished runs are not current, grouped by why; rerun, or kept (--keep-stale)."""
+        reasons: dict[str, int] = {}
+        for why in stale.values():
+            reasons[why] = reasons.get(why, 0) + 1
+        listed = "; ".join(f"{count} {why}" for why, count in reasons.items())
+        action = "kept as they are (--keep-stale)" if kept else "rerunning them (--keep-stale keeps them)"
+        err.print(f"[yellow]stale:[/] {len(stale)} finished run(s) are not current ({escape(listed)}); {action}.", highlight=False)
+
     def run_started(self, planned) -> None:
         self.started[planned.key] = time.perf_counter()
         self.current[planned.key] = self.progress.add_task(

@@ -22,16 +22,21 @@ import torch
 from .data.mnist import MNIST
 from .checkpoint import checkpoint_path
 from .errors import ConfigError, ResultsNotWritable
-from .io import finished_runs_kept, write_json_atomic, write_text_atomic
-from .provenance import device_description, git_commit
+from .code_version import code_version, source_hash
+from .io import finished_runs_kept, write_text_atomic
+from .provenance import device_description
 from .recipes import PlannedRun, result_path
-from .results import SCHEMA_VERSION, read_result
-from .train import EpochRecord, train
+from .results import SCHEMA_VERSION, code_label, encode_result, read_result
+from .train import EpochRecord, subset_hashes, train
+
 
 class Reporter:
     """Progress callbacks; the CLI shows them with Rich, Python users may ignore them."""
 
     def plan(self, todo: list[PlannedRun], skipped: list[PlannedRun], damaged: list[Path]) -> None: ...
+
+    def stale(self, stale: dict[Path, str], kept: bool) -> None:
+        """Finished runs that are not current (other code, edited, subset no longer reproduced): rerun, or kept."""
 
     def run_started(self, planned: PlannedRun) -> None: ...
 
@@ -53,14 +58,52 @@ class Plan:
     damaged: list[Path]  # unreadable result files that will be redone
     busy: list[PlannedRun] = field(default_factory=list)  # being trained by another process right now
     done: list[PlannedRun] = field(default_factory=list)  # trained and written by this call
+    stale: dict[Path, str] = field(default_factory=dict)  # finished but not current: path -> why (rerun, or kept)
 
 
-def make_plan(runs: list[PlannedRun], results_dir: Path, overwrite: bool = False) -> Plan:
+class Currency:
+    """Whether a stored result is what training `planned` now would write (config and threads aside).
+
+    It is not when other training code made it (another source hash, a
+    hand-edited file, or a schema-1 file that records no code version), or
+    when its subset no longer reproduces from its seed: schema-2 files keep
+    only the subset's hash, checked here against a fresh draw (cached per
+    subset setting, as tuning grids share their draws).
+    """
+
+    def __init__(self, mnist: MNIST | None) -> None:
+        self.mnist = mnist
+        self.current = source_hash()
+        self.hashes: dict[tuple, tuple[str, str | None]] = {}
+
+    def why_stale(self, stored: dict, planned: PlannedRun) -> str | None:
+        label = code_label(stored)
+        if label != self.current:
+            return {"edited": "edited by hand (its digest does not match)",
+                    "schema-1": "made before code versions were recorded"}.get(label, f"made by code {label}")
+        if self.mnist is None:
+            return None
+        config = planned.config
+        key = (config.data, config.seed, config.subset_draw, config.validation_size)
+        if key not in self.hashes:
+            self.hashes[key] = subset_hashes(self.mnist, config)
+        if (stored.get("subset_hash"), stored.get("validation_hash")) != self.hashes[key]:
+            return "its training subset or validation split no longer reproduces from its seed"
+        return None
+
+
+def make_plan(
+    runs: list[PlannedRun], results_dir: Path, overwrite: bool = False, keep_stale: bool = False,
+    currency: Currency | None = None,
+) -> Plan:
     """Decide, before anything trains, which runs are done, to do, or in conflict.
 
     A stored run counts as this run when its config and its thread count (where
-    recorded) are the same: only then would training it again give the same file.
+    recorded) are the same: only then would training it again give the same
+    file. It is reused when it is also current (see `Currency`); a stale one is
+    rerun, or kept with `keep_stale`.
     """
+    currency = currency or Currency(None)
     plan = Plan([], [], [])
     conflicts = []
     for planned in runs:
@@ -74,12 +117,16 @@ def make_plan(runs: list[PlannedRun], results_dir: Path, overwrite: bool = False
         changed = differences(stored, planned) if stored is not None else []
         if stored is None:
             plan.todo.append(planned)
-        elif not changed:
+        elif changed:
+            if overwrite:
+                plan.todo.append(planned)
+            else:
+                conflicts.append(f"{path} (differs in: {', '.join(changed)})")
+        elif (why := currency.why_stale(stored, planned)) is None:
             plan.skipped.append(planned)
-        elif overwrite:
-            plan.todo.append(planned)
         else:
-            conflicts.append(f"{path} (differs in: {', '.join(changed)})")
+            plan.stale[path] = why
+            (plan.skipped if keep_stale else plan.todo).append(planned)
     if conflicts:
         raise ConfigError(
             "these result files were made with a different config or thread count and would be overwritten: "
@@ -134,7 +181,7 @@ def run_document(
         "status": "finished",
         **result.to_dict(),
         "device_name": device_description(device),
-        "git": git_commit(),
+        "code": code_version(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -147,6 +194,7 @@ def reproduce(
     overwrite: bool = False,
     reporter: Reporter | None = None,
     wait_for_busy: bool = False,
+    keep_stale: bool = False,
 ) -> Plan:
     """Run every planned run not already finished; each result is written as soon as it ends.
 
@@ -156,22 +204,29 @@ def reproduce(
     `wait_for_busy`, busy runs are awaited at the end (and trained here if the
     other process died first): callers that read every result afterwards,
     like `dba tune`, need them all. A killed run resumes from its last checkpoint.
+
+    A finished run made by other training code is stale: it is rerun (the
+    reporter says how many and why), or kept with `keep_stale`.
     """
     reporter = reporter or Reporter()
-    plan = make_plan(runs, results_dir, overwrite)
+    currency = Currency(mnist)
+    plan = make_plan(runs, results_dir, overwrite, keep_stale, currency)
     check_writable(results_dir, len(plan.todo))
     reporter.plan(plan.todo, plan.skipped, plan.damaged)
+    if plan.stale:
+        reporter.stale(plan.stale, keep_stale)
     for planned in plan.todo:
-        run_one(planned, plan, mnist, device, results_dir, reporter, wait=False)
+        run_one(planned, plan, mnist, device, results_dir, reporter, currency, wait=False)
     if wait_for_busy:
         for planned in list(plan.busy):
             plan.busy.remove(planned)
-            run_one(planned, plan, mnist, device, results_dir, reporter, wait=True)
+            run_one(planned, plan, mnist, device, results_dir, reporter, currency, wait=True)
     return plan
 
 
 def run_one(
-    planned: PlannedRun, plan: Plan, mnist: MNIST, device: torch.device, results_dir: Path, reporter: Reporter, wait: bool
+    planned: PlannedRun, plan: Plan, mnist: MNIST, device: torch.device, results_dir: Path, reporter: Reporter,
+    currency: Currency, wait: bool,
 ) -> None:
     """Take the run's lock (or wait for it), then skip, resume or train it."""
     path = result_path(results_dir, planned.key)
@@ -180,7 +235,7 @@ def run_one(
             plan.busy.append(planned)
             reporter.run_busy(planned)
             return
-        if finished_with(path, planned):  # another process finished it while we waited our turn
+        if finished_with(path, planned, currency):  # another process finished it while we waited our turn
             remove_lock(results_dir, planned.key)
             plan.skipped.append(planned)
             reporter.run_skipped(planned)
@@ -191,19 +246,20 @@ def run_one(
         reporter.run_started(planned)
         document = run_document(planned, mnist, device, reporter, checkpoint_path(path))
         with finished_runs_kept(path):
-            write_json_atomic(path, document)
+            write_text_atomic(path, encode_result(document))
         checkpoint_path(path).unlink(missing_ok=True)
         remove_lock(results_dir, planned.key)
         plan.done.append(planned)
         reporter.run_finished(planned, document)
 
 
-def finished_with(path: Path, planned: PlannedRun) -> bool:
+def finished_with(path: Path, planned: PlannedRun, currency: Currency) -> bool:
+    """A current result of exactly this run is stored at `path`."""
     try:
         stored = read_result(path)
     except ValueError:
         return False
-    return stored is not None and not differences(stored, planned)
+    return stored is not None and not differences(stored, planned) and currency.why_stale(stored, planned) is None
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -1,12 +1,22 @@
-"""Result files: reading and checking them, without the training stack.
+"""Result files: writing them compactly, reading and checking them, without the training stack.
 
 Tables, figures, tuning reports and the planner all read results through
 here, so a damaged or hand-edited file is recognised the same way everywhere
 and `dba table` never needs to import torch.
+
+Schema 2 (written since the code version became part of a run's identity) is
+compact JSON: the per-epoch history stored as columns, evaluations (which a run
+may make only at some epochs) as their own columns with the epochs they belong
+to, no empty fields, no subset indices (the seed reproduces them; the stored
+`subset_hash` is checked by the planner before a run is reused), and a
+`digest` over everything else, so a hand edit is recognised as one. Schema 1
+files (pretty-printed, history as a list of records) are still read; both are
+returned in the same in-memory shape: `history` a list of per-epoch dicts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import warnings
@@ -15,11 +25,102 @@ from pathlib import Path
 
 from .recipes import PlannedRun, result_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Per-epoch values of every epoch, and of the evaluated epochs only.
+TRAIN_COLUMNS = ("train_loss", "train_seconds")
+EVAL_COLUMNS = ("test_loss", "test_accuracy", "val_loss", "val_accuracy", "eval_seconds")
+SIGNIFICANT = {"train_loss": 8, "test_loss": 8, "val_loss": 8, "train_seconds": 5, "eval_seconds": 5}
+EDITED = "edited"  # the code label of a schema-2 file whose digest does not match: never current
+NO_CODE_VERSION = "schema-1"  # the code label of files written before code versions were recorded
+
+
+def rounded(value, digits: int | None):
+    """`digits` significant digits (losses are float32 sums: 8 keep them; seconds: 5 are plenty)."""
+    if digits is None or not isinstance(value, float) or not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def history_columns(records: list[dict]) -> dict:
+    """Per-epoch records (epochs 1..N in order) -> columns; evaluated epochs and DBA's kept sizes grouped apart."""
+    columns: dict = {name: [rounded(r[name], SIGNIFICANT.get(name)) for r in records] for name in TRAIN_COLUMNS}
+    evaluated = [r for r in records if r.get("test_accuracy") is not None or r.get("val_accuracy") is not None]
+    if evaluated:
+        group: dict = {"epoch": [r["epoch"] for r in evaluated]}
+        for name in EVAL_COLUMNS:
+            values = [rounded(r.get(name), SIGNIFICANT.get(name)) for r in evaluated]
+            if any(value is not None for value in values):
+                group[name] = values
+        columns["evaluated"] = group
+    layers = list(dict.fromkeys(layer for r in records for layer in (r.get("kept") or {})))
+    if layers:
+        columns["kept"] = {
+            layer: {
+                stat: [rounded((r.get("kept") or {}).get(layer, {}).get(stat), 6) for r in records]
+                for stat in ("mean", "min", "max")
+            }
+            for layer in layers
+        }
+    return columns
+
+
+def history_records(columns: dict) -> list[dict]:
+    """Columns -> per-epoch records, the in-memory shape every reader uses. ValueError if malformed."""
+    try:
+        count = len(columns["train_loss"])
+        if count == 0 or any(len(columns[name]) != count for name in TRAIN_COLUMNS):
+            raise ValueError("per-epoch columns differ in length")
+        records = [
+            {"epoch": i + 1, "train_loss": columns["train_loss"][i], "test_loss": None, "test_accuracy": None,
+             "train_seconds": columns["train_seconds"][i], "eval_seconds": 0.0, "kept": None,
+             "val_loss": None, "val_accuracy": None}
+            for i in range(count)
+        ]
+        group = columns.get("evaluated", {})
+        epochs = group.get("epoch", [])
+        for name, values in group.items():
+            if len(values) != len(epochs):
+                raise ValueError("evaluation columns differ in length")
+        for index, epoch in enumerate(epochs):
+            if not isinstance(epoch, int) or not 1 <= epoch <= count:
+                raise ValueError("an evaluated epoch is out of range")
+            for name in EVAL_COLUMNS:
+                if name in group:
+                    records[epoch - 1][name] = group[name][index]
+        for layer, stats in columns.get("kept", {}).items():
+            for i, record in enumerate(records):
+                values = {stat: stats[stat][i] for stat in ("mean", "min", "max")}
+                if values["mean"] is not None:
+                    record["kept"] = {**(record["kept"] or {}), layer: values}
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"history columns are malformed ({type(exc).__name__})") from None
+    return records
+
+
+def digest(document: dict) -> str:
+    """SHA-256 (16 hex digits) of the document's canonical JSON, its own digest left out."""
+    body = {key: value for key, value in document.items() if key != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def encode_result(document: dict) -> str:
+    """An in-memory result document (history as records) -> the schema-2 file text."""
+    compact = {
+        key: value for key, value in document.items()
+        if value is not None and key not in ("subset_indices", "digest") and not key.startswith("_")
+    }
+    compact["schema_version"] = SCHEMA_VERSION
+    compact["history"] = history_columns(document["history"])
+    compact["digest"] = digest(compact)
+    return json.dumps(compact, separators=(",", ":")) + "\n"
 
 
 def read_result(path: Path) -> dict | None:
-    """The finished result stored at `path`; None if there is none; ValueError if it is damaged."""
+    """The finished result stored at `path`, in memory shape; None if there is none; ValueError if it is damaged.
+
+    A schema-2 file whose digest does not match (edited by hand) is returned
+    with `_edited` set: `code_label` calls it stale, never current.
+    """
     if not path.exists():
         return None
     try:
@@ -31,10 +132,28 @@ def read_result(path: Path) -> dict | None:
         raise ValueError(f"{path}: not a dba result file (missing keys)")
     if document["status"] != "finished":
         raise ValueError(f"{path}: status {document['status']!r}, not finished")
+    if document.get("schema_version", 1) >= 2:
+        document["_edited"] = document.get("digest") != digest(document)
+        if not isinstance(document["history"], dict):
+            raise ValueError(f"{path}: not a valid result file (history is not a set of columns); edited by hand?")
+        try:
+            document["history"] = history_records(document["history"])
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a valid result file ({exc}); edited by hand?") from None
     problem = shape_problem(document)
     if problem:
         raise ValueError(f"{path}: not a valid result file ({problem}); edited by hand?")
     return document
+
+
+def code_label(document: dict) -> str:
+    """The code version a result was made with: its source hash, EDITED, or NO_CODE_VERSION (schema 1)."""
+    if document.get("_edited"):
+        return EDITED
+    code = document.get("code")
+    if isinstance(code, dict) and isinstance(code.get("hash"), str):
+        return code["hash"]
+    return NO_CODE_VERSION
 
 
 def is_number(value) -> bool:

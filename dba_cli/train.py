@@ -87,12 +87,14 @@ class RunResult:
         return values
 
 
-def prepare_data(mnist: MNIST, config: RunConfig, device: torch.device) -> TrainData:
-    """Draw the run's subset (and validation split) and move standardised features to the device once.
+def draw_indices(mnist: MNIST, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The run's training subset and validation split (None without one), as indices into the training set.
 
     The subset is drawn first, from the whole training set, so that adding a
     validation split never changes it; the validation images come from the
     rest. For `full`, the validation images are held out of the training set.
+    Both depend only on the config (seed included), so a result file need not
+    store them: their hashes are enough to check a stored run against its seed.
     """
     spec = parse_subset(config.data)
     val_indices = None
@@ -104,6 +106,18 @@ def prepare_data(mnist: MNIST, config: RunConfig, device: torch.device) -> Train
         indices = draw_subset(mnist.train_labels, spec, config.seed, draw=config.subset_draw)
         if config.validation_size:
             val_indices = draw_validation(len(mnist.train_labels), config.validation_size, config.seed, indices)
+    return indices, val_indices
+
+
+def subset_hashes(mnist: MNIST, config: RunConfig) -> tuple[str, str | None]:
+    """(subset hash, validation hash or None) as a result file records them."""
+    indices, val_indices = draw_indices(mnist, config)
+    return indices_hash(indices), None if val_indices is None else indices_hash(val_indices)
+
+
+def prepare_data(mnist: MNIST, config: RunConfig, device: torch.device) -> TrainData:
+    """Draw the run's subset and validation split (`draw_indices`) and move standardised features to the device once."""
+    indices, val_indices = draw_indices(mnist, config)
     data = TrainData(
         x_train=to_features(mnist.train_images[indices]).to(device),
         y_train=mnist.train_labels[indices].to(device),

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 from dba_cli.cli import app
 from dba_cli.recipes import load_recipe
 from dba_cli.reproduce import Reporter, make_plan, reproduce
+from dba_cli.results import read_result
 from tests.test_recipes import TINY, write
 
 runner = CliRunner()
@@ -21,11 +22,12 @@ def test_reproduce_writes_one_complete_result_per_run_and_skips_on_rerun(tmp_pat
     assert [f.relative_to(results).as_posix() for f in files] == [
         "tiny/adam/seed-0.json", "tiny/adam/seed-1.json", "tiny/sgd/seed-0.json", "tiny/sgd/seed-1.json"
     ]
-    document = json.loads(files[0].read_text())
+    assert "subset_indices" not in json.loads(files[0].read_text())  # schema 2: the seed reproduces them
+    document = read_result(files[0])
     assert document["status"] == "finished" and document["recipe"] == "tiny" and document["seed"] == 0
     assert document["config"]["method"] == "adam" and document["config"]["epochs"] == 2
     assert document["config"]["hidden"] == [32] and document["config"]["batch_size"] == 10
-    assert len(document["subset_indices"]) == 50 and len(document["subset_hash"]) == 16
+    assert document["subset_size"] == 50 and len(document["subset_hash"]) == 16
     assert [epoch["epoch"] for epoch in document["history"]] == [1, 2]
     assert all(epoch["train_seconds"] > 0 and epoch["eval_seconds"] > 0 for epoch in document["history"])
     assert document["versions"]["torch"] and document["device"] == "cpu"
