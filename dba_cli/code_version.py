@@ -41,14 +41,24 @@ def source_hash() -> str:
 
 
 def git_commit() -> dict[str, str | bool] | None:
-    """The project's commit and whether the work tree had changes; None outside a git checkout (e.g. a wheel)."""
+    """The project's commit and whether the package's sources had uncommitted changes; None outside a git checkout.
+
+    `dirty` looks at `dba_cli/` and pyproject.toml only: regenerating the
+    committed results rewrites files under `results/` while it runs, which
+    does not make the code that trains them any less committed.
+    """
     root = PACKAGE.parent
     try:
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        if Path(top).resolve() != root:  # an installed copy inside some other repository (a venv in a checkout)
+            return None
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "dba_cli", "pyproject.toml"],
             capture_output=True, text=True, timeout=5, check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
