@@ -18,6 +18,7 @@ from pathlib import Path
 from .config import DBASettings
 from .errors import ConfigError
 from .io import write_text_atomic
+from .markdown import markdown_table, mean_std
 from .recipes import MethodSpec, PlannedRun, Recipe
 from .results import finished_results, read_result
 from .tuning import dba_label
@@ -64,14 +65,6 @@ class VariantSummary:
     kept: dict[str, float]  # layer -> mean kept subset size over steps and seeds
     seconds_per_epoch: float
     diverged: int
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def summarise_folder(folder: Path) -> list[VariantSummary]:
@@ -126,19 +119,19 @@ def ablation_markdown(results_dir: Path) -> str:
         summaries = summarise_folder(folder)
         seeds = max((len(s.test) for s in summaries), default=0)
         lines += ["", f"## {folder.name}", "", baseline_reference(results_dir, folder.name, seeds), ""]
-        lines += [
-            "| rank | base | lr | metric | direction | min_size | reduction | n | validation % | test % | kept per layer | s/epoch |",
-            "|---:|---|---:|---|---|---:|---|---:|---:|---:|---|---:|",
-        ]
+        rows = []
         for rank, s in enumerate(summaries, 1):
             dba = s.config.get("dba") or {}
             kept = ", ".join(f"{layer}: {size:.1f}" for layer, size in s.kept.items())
             diverged = f" ({s.diverged} diverged)" if s.diverged else ""
-            lines.append(
-                f"| {rank} | {s.config.get('base')} | {s.config.get('lr'):g} | {dba.get('metric')} | {dba.get('direction')} "
-                f"| {dba.get('min_size')} | {dba.get('reduction')} | {len(s.test)} | {mean_std(s.val)} "
-                f"| {mean_std(s.test)}{diverged} | {kept} | {s.seconds_per_epoch:.3f} |"
-            )
+            rows.append([
+                str(rank), str(s.config.get("base")), f"{s.config.get('lr'):g}", str(dba.get("metric")),
+                str(dba.get("direction")), str(dba.get("min_size")), str(dba.get("reduction")), str(len(s.test)),
+                mean_std(s.val), mean_std(s.test) + diverged, kept, f"{s.seconds_per_epoch:.3f}",
+            ])
+        header = ["rank", "base", "lr", "metric", "direction", "min_size", "reduction", "n", "validation %", "test %",
+                  "kept per layer", "s/epoch"]
+        lines.append(markdown_table(header, rows, "rlrllrlrrrlr"))
     return "\n".join(lines) + "\n"
 
 

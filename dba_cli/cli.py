@@ -1,4 +1,11 @@
-"""The `dba` command line: thin commands that parse options and call the library."""
+"""The `dba` command line: thin commands that parse options and call the library.
+
+Help, `recipes list` and `table` answer without loading torch or numba: what
+trains, loads data or benchmarks is imported inside the command that needs it
+(tests/test_fast_answers.py checks this). Options of `dba run` take their
+choices and defaults from the config models (RunConfig, DBAConfig), never typed
+here a second time.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +14,36 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Literal, Optional, get_args, get_origin
 
 import typer
-from typer.core import TyperGroup
-from typer.core import _click as click
+from pydantic.fields import FieldInfo
 from rich.markup import escape
+from typer.core import TyperGroup
 
-from .config import DEFAULT_LR, METHODS, run_config
-from .data.mnist import DATA_DIR_ENV, load_mnist
+from .config import DEFAULT_LR, RunConfig, fields_of, run_config
+from .data import DATA_DIR_ENV
 from .data.subsets import SUBSET_HELP
-from .devices import DEVICE_HELP, resolve_device, set_threads
+from .dba.config import DBAConfig
+from .devices import DEVICE_HELP
 from .display import RichReporter, err, is_diverged, make_progress, outcome_text
 from .errors import ConfigError, DBAError, ResultsNotWritable
 from .io import check_output_file, json_text, write_json_atomic
-from .models import ACTIVATIONS
-from .train import EpochRecord, run_notes, train
+
+def is_click_error(exc: BaseException) -> bool:
+    """A usage error from the parser (unknown option, bad value, missing argument, ...).
+
+    Recognised by what it can do, not by its class: Click's exceptions moved
+    between Typer releases (the `click` package, then vendored inside Typer),
+    and only their behaviour, an exit code and `format_message()`, is shared.
+    """
+    return isinstance(getattr(exc, "exit_code", None), int) and callable(getattr(exc, "format_message", None))
+
+
+def is_help_request(exc: BaseException) -> bool:
+    """Click's NoArgsIsHelpError (`dba` or `dba recipes` alone): its message is the help text itself."""
+    return any(cls.__name__ == "NoArgsIsHelpError" for cls in type(exc).__mro__) and callable(getattr(exc, "show", None))
+
 
 class OneLineErrors(TyperGroup):
     """Usage errors (unknown option, bad value, missing argument) as one line, like every other dba error.
@@ -36,18 +57,20 @@ class OneLineErrors(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:  # `dba` or `dba recipes` alone: the help
-            exc.show()
-            sys.exit(exc.exit_code)
-        except click.ClickException as exc:
+        except typer.Abort:
+            err.print("Aborted.")
+            sys.exit(1)
+        except Exception as exc:
+            if is_help_request(exc):
+                exc.show()
+                sys.exit(exc.exit_code)
+            if not is_click_error(exc):
+                raise
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             message = " ".join(exc.format_message().split())
             err.print(f"error: {message}{hint}", highlight=False, soft_wrap=True, markup=False)
             sys.exit(exc.exit_code)
-        except typer.Abort:
-            err.print("Aborted.")
-            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -89,6 +112,9 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("[yellow]Interrupted.[/]")
         raise typer.Exit(code=130) from None
+    except BrokenPipeError:  # `dba recipes list | head`: the reader has gone, nothing is wrong with dba
+        silence_stdout()
+        raise typer.Exit(code=1) from None
     except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence
@@ -106,6 +132,16 @@ def user_errors() -> Iterator[None]:
             highlight=False, soft_wrap=True,
         )
         raise typer.Exit(code=1) from None
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's last flush at exit does not hit the closed pipe again."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. under a test runner)
+        pass
 
 
 def save_crash_report(exc: BaseException) -> str:
@@ -176,14 +212,45 @@ def cli(
 
 DBA_PANEL = "DBA (only with --method dba)"
 OUT_PANEL = "Device, data and output"
+RUN_FIELDS = RunConfig.model_fields
+DBA_FIELDS = fields_of(DBAConfig)
+
+
+def default(field: FieldInfo) -> Any:
+    """A config field's default value (a factory's product for lists), as an option's default."""
+    return field.get_default(call_default_factory=True)
+
+
+def choices(field: FieldInfo) -> str:
+    """'a, b, c': the values a Literal field accepts."""
+    annotation = field.annotation
+    assert get_origin(annotation) is Literal, f"{annotation} is not a Literal"
+    return ", ".join(get_args(annotation))
+
+
+def comma_list(values: list) -> str:
+    """[512, 256] -> '512,256', as --hidden takes it."""
+    return ",".join(str(value) for value in values)
+
+
+def dba_help(name: str, what: str, note: str = "", none: str = "") -> str:
+    """An option of DBA's `name` setting: `what` it is, its choices and default, the last two from DBAConfig.
+
+    These options default to "not given" (so that they are an error without
+    --method dba), so the help states DBAConfig's default itself.
+    """
+    field = DBA_FIELDS[name]
+    accepted = f": {choices(field)}" if get_origin(field.annotation) is Literal else ""
+    value = default(field)
+    return f"{what}{accepted}. {note + ' ' if note else ''}(default: {none if value is None else value})"
 
 
 @app.command()
 def run(
-    data: Annotated[str, typer.Option(help=f"Training subset: {SUBSET_HELP}.")] = "10-per-class",
-    method: Annotated[str, typer.Option(help=f"Training method: {', '.join(METHODS)}.")] = "sgd",
-    epochs: Annotated[int, typer.Option(help="Passes over the training subset.")] = 50,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 64,
+    data: Annotated[str, typer.Option(help=f"Training subset: {SUBSET_HELP}.")] = default(RUN_FIELDS["data"]),
+    method: Annotated[str, typer.Option(help=f"Training method: {choices(RUN_FIELDS['method'])}.")] = default(RUN_FIELDS["method"]),
+    epochs: Annotated[int, typer.Option(help="Passes over the training subset.")] = default(RUN_FIELDS["epochs"]),
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = default(RUN_FIELDS["batch_size"]),
     lr: Annotated[
         Optional[float],
         typer.Option(
@@ -191,30 +258,43 @@ def run(
             show_default=False,
         ),
     ] = None,
-    momentum: Annotated[float, typer.Option(help="SGD momentum (0 = plain SGD; ignored by Adam).")] = 0.0,
-    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
-    hidden: Annotated[str, typer.Option(help="Hidden layer widths, comma-separated: 512 or 512,256.")] = "512",
-    activation: Annotated[str, typer.Option(help=f"Hidden activation: {', '.join(ACTIVATIONS)}.")] = "relu",
-    seed: Annotated[int, typer.Option(help="Seed for the subset, the initial weights and the batch order.")] = 0,
+    momentum: Annotated[float, typer.Option(help="SGD momentum (0 = plain SGD; ignored by Adam).")] = default(RUN_FIELDS["momentum"]),
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = default(RUN_FIELDS["weight_decay"]),
+    hidden: Annotated[
+        str, typer.Option(help="Hidden layer widths, comma-separated: 512 or 512,256.")
+    ] = comma_list(default(RUN_FIELDS["hidden"])),
+    activation: Annotated[
+        str, typer.Option(help=f"Hidden activation: {choices(RUN_FIELDS['activation'])}.")
+    ] = default(RUN_FIELDS["activation"]),
+    seed: Annotated[int, typer.Option(help="Seed for the subset, the initial weights and the batch order.")] = default(RUN_FIELDS["seed"]),
     base: Annotated[
-        Optional[str], typer.Option(help="Optimizer that applies DBA's gradient: sgd or adam. (default: sgd)", rich_help_panel=DBA_PANEL, show_default=False)
+        Optional[str],
+        typer.Option(
+            help=f"Optimizer that applies DBA's gradient: {choices(RUN_FIELDS['base'])}. (default: {default(RUN_FIELDS['base'])})",
+            rich_help_panel=DBA_PANEL, show_default=False,
+        ),
     ] = None,
     metric: Annotated[
-        Optional[str],
-        typer.Option(help="Subset metric: variance, mean_variance, snr, mean_norm, cosine. (default: variance)", rich_help_panel=DBA_PANEL, show_default=False),
+        Optional[str], typer.Option(help=dba_help("metric", "Subset metric"), rich_help_panel=DBA_PANEL, show_default=False)
     ] = None,
     direction: Annotated[
-        Optional[str], typer.Option(help="minimize or maximize the metric. (default: minimize)", rich_help_panel=DBA_PANEL, show_default=False)
+        Optional[str],
+        typer.Option(help=dba_help("direction", "Whether the search lowers or raises the metric"), rich_help_panel=DBA_PANEL, show_default=False),
     ] = None,
     min_size: Annotated[
-        Optional[int], typer.Option(help="Smallest subset kept per layer. (default: 1, the literal reading)", rich_help_panel=DBA_PANEL, show_default=False)
+        Optional[int],
+        typer.Option(help=dba_help("min_size", "Smallest subset kept per layer (1 is the abstract's literal reading)"), rich_help_panel=DBA_PANEL, show_default=False),
     ] = None,
     max_removals: Annotated[
-        Optional[int], typer.Option(help="Most samples removed per layer and step. (default: no limit)", rich_help_panel=DBA_PANEL, show_default=False)
+        Optional[int],
+        typer.Option(help=dba_help("max_removals", "Most samples removed per layer and step", none="no limit"), rich_help_panel=DBA_PANEL, show_default=False),
     ] = None,
     reduction: Annotated[
         Optional[str],
-        typer.Option(help="Layer gradient: mean (mean over kept) or sum_over_batch (sum over kept / batch size). (default: mean)", rich_help_panel=DBA_PANEL, show_default=False),
+        typer.Option(
+            help=dba_help("reduction", "Layer gradient", "mean: the mean of the kept samples' gradients; sum_over_batch: their sum / the batch size."),
+            rich_help_panel=DBA_PANEL, show_default=False,
+        ),
     ] = None,
     device: Annotated[str, typer.Option("--device", help=f"Where to train: {DEVICE_HELP}.", rich_help_panel=OUT_PANEL)] = "auto",
     data_dir: Annotated[
@@ -230,6 +310,10 @@ def run(
 ) -> None:
     """Train one MLP on MNIST and print its final test accuracy."""
     import time
+
+    from .data.mnist import load_mnist
+    from .devices import resolve_device, set_threads
+    from .train import run_notes, train
 
     with user_errors():
         values = dict(
@@ -254,12 +338,14 @@ def run(
         with make_progress() as progress:
             task = progress.add_task(f"{config.method} on {config.data}", total=config.epochs, status="", unit="epochs")
 
-            def on_epoch(record: EpochRecord) -> None:
+            def on_epoch(record) -> None:
                 status = f"loss {record.train_loss:.4f}  test acc {record.test_accuracy:.2f}%"
                 progress.update(task, advance=1, status=status)
 
             result = train(config, mnist, torch_device, on_epoch=on_epoch)
-        summary = result.to_dict()
+        from .code_version import code_version
+
+        summary = {**result.to_dict(), "code": code_version()}
         if output is not None:
             save_output(output, summary)
         if as_json:
@@ -317,6 +403,16 @@ def recipes_show(
         typer.echo(find_recipe(name).read_text(encoding="utf-8"), nl=False)
 
 
+OverwriteOption = Annotated[bool, typer.Option(help="Replace result files that were made with a different config.")]
+KeepStaleOption = Annotated[
+    bool,
+    typer.Option(
+        help="Keep finished runs that are stale (made by other training code, edited by hand, or from a schema-1 file) "
+        "instead of rerunning them. Tables still name their code versions and refuse to mix them in one row."
+    ),
+]
+
+
 @app.command()
 def reproduce(
     recipe: Annotated[str, typer.Argument(help="Recipe name (mnist-full, mnist-1pct, mnist-10-per-class) or path to a YAML file.")],
@@ -330,7 +426,8 @@ def reproduce(
         bool, typer.Option(help="Shrink epochs and seeds to the recipe's smoke settings: a fast end-to-end check, not a result. Default results folder: results/smoke.")
     ] = False,
     results: Annotated[Optional[Path], typer.Option(help="Results folder. Default: results/ (results/smoke with --smoke).", show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace result files that were made with a different config.")] = False,
+    overwrite: OverwriteOption = False,
+    keep_stale: KeepStaleOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
@@ -343,6 +440,7 @@ def reproduce(
     """
     from .recipes import load_recipe
     from .reproduce import reproduce as run_recipe
+    from .train import run_notes
 
     with user_errors():
         loaded = load_recipe(recipe)
@@ -350,7 +448,7 @@ def reproduce(
         results_dir = results_folder(results, smoke)
         show_notes([note for planned in runs for note in run_notes(planned.config)])
         plan = run_grid(
-            "", lambda mnist, dev, rep: run_recipe(runs, mnist, dev, results_dir, overwrite, rep), device, data_dir, results_dir, threads
+            "", lambda mnist, dev, rep: run_recipe(runs, mnist, dev, results_dir, overwrite, rep, keep_stale=keep_stale), device, data_dir, results_dir, threads
         )
         busy = f", {len(plan.busy)} left to another dba process (rerun when it ends)" if plan.busy else ""
         typer.echo(
@@ -366,6 +464,9 @@ def results_folder(results: Path | None, smoke: bool) -> Path:
 
 def run_grid(label: str, runs_fn, device: str, data_dir: Path | None, results_dir: Path, threads: int):
     """Shared by reproduce/tune/ablate/protocol: load data, run with progress, turn Ctrl-C into a resumable stop."""
+    from .data.mnist import load_mnist
+    from .devices import resolve_device, set_threads
+
     torch_device = resolve_device(device)
     set_threads(threads)
     mnist = load_mnist(data_dir)
@@ -385,7 +486,6 @@ SmokeOption = Annotated[
     bool, typer.Option(help="Recipe's smoke epochs and one seed: a fast end-to-end check, not a result. Default results folder: results/smoke.")
 ]
 ResultsOption = Annotated[Optional[Path], typer.Option(help="Results folder. Default: results/ (results/smoke with --smoke).", show_default=False)]
-OverwriteOption = Annotated[bool, typer.Option(help="Replace result files that were made with a different config.")]
 
 
 @app.command()
@@ -394,6 +494,7 @@ def tune(
     smoke: SmokeOption = False,
     results: ResultsOption = None,
     overwrite: OverwriteOption = False,
+    keep_stale: KeepStaleOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
@@ -413,7 +514,7 @@ def tune(
         results_dir = results_folder(results, smoke)
         command = f"dba tune {recipe}" + (" --smoke" if smoke else "")
         outcome = run_grid(
-            "tuning", lambda mnist, dev, rep: run_tune(loaded, mnist, dev, results_dir, command, smoke, overwrite, rep),
+            "tuning", lambda mnist, dev, rep: run_tune(loaded, mnist, dev, results_dir, command, smoke, overwrite, rep, keep_stale),
             device, data_dir, results_dir, threads,
         )
         for family, entry in outcome.chosen.items():
@@ -430,6 +531,7 @@ def ablate(
     smoke: SmokeOption = False,
     results: ResultsOption = None,
     overwrite: OverwriteOption = False,
+    keep_stale: KeepStaleOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
@@ -448,7 +550,7 @@ def ablate(
         results_dir = results_folder(results, smoke)
         runs = ablation_runs(loaded, smoke, seeds)
         plan = run_grid(
-            "ablation", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True),
+            "ablation", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True, keep_stale=keep_stale),
             device, data_dir, results_dir, threads,
         )
         with warnings_shown():
@@ -462,6 +564,7 @@ def protocol(
     smoke: SmokeOption = False,
     results: ResultsOption = None,
     overwrite: OverwriteOption = False,
+    keep_stale: KeepStaleOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
@@ -480,7 +583,7 @@ def protocol(
         results_dir = results_folder(results, smoke)
         runs = default_runs(loaded, smoke) + protocol_runs(loaded, smoke)
         plan = run_grid(
-            "protocol", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True),
+            "protocol", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True, keep_stale=keep_stale),
             device, data_dir, results_dir, threads,
         )
         with warnings_shown():
@@ -494,13 +597,16 @@ def table(
     recipes: Annotated[
         Optional[str], typer.Option(help="Comma-separated recipe names to include. Default: every recipe with results.", show_default=False)
     ] = None,
+    mixed_versions: Annotated[
+        bool, typer.Option(help="Tabulate rows whose seeds were made by different versions of the training code (refused by default; the tables then list them).")
+    ] = False,
 ) -> None:
-    """Write paper-tables.md and paper-tables.csv from the result files, claims beside ours."""
+    """Write paper-tables.md and paper-tables.csv from the result files, claims beside ours, and the code versions they come from."""
     from .tables import write_tables
 
     with user_errors():
         with warnings_shown():
-            md_path, csv_path, markdown = write_tables(results, split_names(recipes))
+            md_path, csv_path, markdown = write_tables(results, split_names(recipes), mixed_versions)
         typer.echo(markdown)
         err.print(f"wrote {md_path} and {csv_path}")
 
@@ -534,7 +640,7 @@ def data_check(data_dir: DataDirOption = None) -> None:
     """Load MNIST, verify all four files by content checksum, and report the load time."""
     import time
 
-    from .data.mnist import default_cache_dir, resolve_data_dir
+    from .data.mnist import default_cache_dir, load_mnist, resolve_data_dir
 
     with user_errors():
         cache = default_cache_dir()
@@ -564,6 +670,8 @@ def bench_pipeline(
     data_dir: DataDirOption = None,
 ) -> None:
     """One epoch of full-MNIST SGD: our tensor pipeline against torchvision + ToTensor + DataLoader."""
+    from .data.mnist import load_mnist
+    from .devices import resolve_device, set_threads
     from .pipeline_bench import compare_pipelines
 
     with user_errors():
@@ -590,8 +698,9 @@ def bench_step(
     data_dir: DataDirOption = None,
 ) -> None:
     """Median training-step time: plain SGD, per-sample Gram only, full DBA, naive DBA; ratios to SGD."""
-    from .data.mnist import to_features
+    from .data.mnist import load_mnist, to_features
     from .dba.bench import benchmark_steps, format_table
+    from .devices import resolve_device, set_threads
 
     with user_errors():
         sizes = tuple(int(part) for part in batch_sizes.split(","))

@@ -4,6 +4,12 @@ Every entry point (`dba run`, recipes, Python users) builds a `RunConfig`.
 Validation is pydantic's; `config_error` turns its report into one message per
 problem that names the field path (and the file, for recipes) and, for an
 unknown key, suggests the nearest known one. Nothing trains on a bad value.
+
+Each setting is declared once and the rest is derived: DBA's settings are the
+engine's own `DBAConfig` (dba/config.py), activations are `models.ACTIVATIONS`,
+methods and optimizers are METHODS and OPTIMIZERS below; the recipes' specs
+reuse these types and `dba run` takes its choices, defaults and help from the
+fields. Nothing here imports torch: `--help` and recipes read this module.
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ import reprlib
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic.dataclasses import is_pydantic_dataclass
+from pydantic.fields import FieldInfo
 
 from .data.subsets import parse_subset
-from .dba.config import DIRECTIONS, METRICS, REDUCTIONS, DBAConfig
+from .dba.config import DBAConfig
 from .errors import ConfigError
+from .models import ACTIVATIONS
 
-OPTIMIZERS = ("sgd", "adam")
-METHODS = ("sgd", "adam", "dba")
+OPTIMIZERS = ("sgd", "adam")  # the torch optimizers a run can use, DBA's base included
+METHODS = (*OPTIMIZERS, "dba")
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.001}
 PROTOCOL_FIELDS = ("validation_size", "subset_draw", "resample")
 MAX_PROBLEMS = 10  # problems listed in one error message; the rest are counted
@@ -80,6 +89,13 @@ Int = Annotated[int, Field(strict=True)]
 Float = Annotated[float, BeforeValidator(number)]
 Subset = Annotated[str, AfterValidator(subset_name)]
 SafeName = Annotated[str, Field(strict=True), AfterValidator(safe_name)]  # see NAME_CHARACTERS
+Method = Literal[METHODS]
+Optimizer = Literal[OPTIMIZERS]
+Width = Annotated[Int, Field(ge=1)]  # a hidden layer's width
+Activation = Literal[ACTIVATIONS]
+
+# DBA's settings in a run or a recipe are the engine's own config, validated once (see dba/config.py).
+DBASettings = DBAConfig
 
 
 class Strict(BaseModel):
@@ -88,42 +104,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DBASettings(Strict):
-    """How DBA picks each layer's subset (see docs/dba-method.md and dba/config.py)."""
-
-    metric: Literal[METRICS] = "variance"
-    direction: Literal[DIRECTIONS] = "minimize"
-    min_size: Int = Field(1, ge=1)
-    max_removals: Int | None = Field(None, ge=0)
-    reduction: Literal[REDUCTIONS] = "mean"
-    unbiased: bool = False
-
-    @model_validator(mode="after")
-    def engine_accepts(self) -> DBASettings:
-        """Whatever else the engine's own config rejects (e.g. unbiased with a non-variance metric)."""
-        self.to_engine()
-        return self
-
-    def to_engine(self) -> DBAConfig:
-        """The engine's own config object."""
-        return DBAConfig(**self.model_dump())
-
-
 class RunConfig(Strict):
     """One run: data subset, model, method (optimizer, DBA settings), schedule and seed."""
 
     data: Subset = "10-per-class"
-    method: Literal["sgd", "adam", "dba"] = "sgd"
-    base: Literal["sgd", "adam"] = "sgd"  # the optimizer that applies DBA's gradient
-    lr: Float = Field(0.1, gt=0)  # default: DEFAULT_LR of the optimizer
+    method: Method = "sgd"
+    base: Optimizer = "sgd"  # the optimizer that applies DBA's gradient
+    lr: Float = Field(DEFAULT_LR["sgd"], gt=0)  # filled in from DEFAULT_LR of the optimizer
     momentum: Float = Field(0.0, ge=0, lt=1)
     weight_decay: Float = Field(0.0, ge=0)
-    hidden: list[Annotated[Int, Field(ge=1)]] = Field(default_factory=lambda: [512], min_length=1)
-    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
+    hidden: list[Width] = Field(default_factory=lambda: [512], min_length=1)
+    activation: Activation = "relu"
     epochs: Int = Field(50, ge=1)
     batch_size: Int = Field(64, ge=1)
     seed: Int = Field(0, ge=0)
-    dba: DBASettings | None = None  # required (defaults filled in) for method dba only
+    dba: DBAConfig | None = None  # required (defaults filled in) for method dba only
     # Protocol: the defaults are the spec's protocol; other values are diagnostics.
     validation_size: Int = Field(0, ge=0)  # training images outside the subset, for every choice (tuning)
     subset_draw: Literal["stratified", "uniform"] = "stratified"
@@ -212,7 +207,7 @@ def config_error(exc: ValidationError, model: type[BaseModel], source: str | Non
             loc = loc[:-2]
         path = ".".join(readable(part) for part in loc) or "(top level)"
         message = cut(" ".join(error["msg"].removeprefix("Value error, ").split()), 300)
-        if error["type"] == "extra_forbidden":
+        if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's, a dataclass's
             known = known_fields(model, error["loc"][:-1])
             close = difflib.get_close_matches(str(error["loc"][-1])[:100], known, n=1, cutoff=0.6)
             message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
@@ -253,26 +248,37 @@ def readable(part: object) -> str:
     return excerpt(text, 40)
 
 
+def fields_of(model: type) -> dict[str, FieldInfo]:
+    """The fields of a pydantic model or pydantic dataclass (like DBAConfig), in declaration order."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model.model_fields
+    return model.__pydantic_fields__
+
+
+def is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and (issubclass(annotation, BaseModel) or is_pydantic_dataclass(annotation))
+
+
 def known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
     """The field names of the (nested) model found at `loc`; [] when it cannot be followed."""
-    current: type[BaseModel] | None = model
+    current: type | None = model
     skip_key = False
     for part in loc:
         if skip_key:  # the free key of a dict of models, like a recipe's method names
             skip_key = False
             continue
-        field = current.model_fields.get(part) if current is not None else None
+        field = fields_of(current).get(part) if current is not None else None
         if field is None:
             return []
         current, skip_key = nested_model(field.annotation)
-    return list(current.model_fields) if current is not None else []
+    return list(fields_of(current)) if current is not None else []
 
 
-def nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+def nested_model(annotation: Any) -> tuple[type | None, bool]:
     """The model inside `X`, `X | None` or `dict[str, X]`, and whether a dict key comes first."""
     if get_origin(annotation) is dict:
         return nested_model(get_args(annotation)[1])[0], True
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    if is_model(annotation):
         return annotation, False
     for arg in get_args(annotation):
         found, keyed = nested_model(arg)

@@ -1,18 +1,26 @@
-"""Choosing the device: `auto` picks CUDA when present, asking for CUDA without one is an error."""
+"""Choosing the device: `auto` picks CUDA when present, asking for CUDA without one is an error.
+
+torch is imported by the functions that use it: `DEVICE_HELP` is read by `--help`.
+"""
 
 from __future__ import annotations
 
 import re
-
-import torch
+import sys
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, DeviceError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
 
 
 def resolve_device(name: str) -> torch.device:
     """Turn a user's device string into a usable torch.device, or raise DeviceError."""
+    import torch
+
     value = name.strip().lower()
     if value == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -42,6 +50,8 @@ def set_threads(threads: int) -> None:
     digits of results, since reductions are split differently. So every
     command sets it explicitly and every result records it.
     """
+    import torch
+
     if threads < 1:
         raise ConfigError(f"--threads: {threads} must be at least 1.")
     torch.set_num_threads(threads)
@@ -50,6 +60,8 @@ def set_threads(threads: int) -> None:
 def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work so that wall-clock timings are honest."""
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
 
 
@@ -62,9 +74,11 @@ def out_of_memory_message(exc: BaseException) -> str | None:
     memory: you tried to allocate N bytes. Error code 12 ..."), which is
     reduced here to the size that did not fit.
     """
+    torch = sys.modules.get("torch")  # not loaded: the error cannot be torch's, and loading it costs seconds
+    torch_oom = torch is not None and isinstance(exc, torch.OutOfMemoryError)
     text = str(exc)
     cpu = isinstance(exc, RuntimeError) and "DefaultCPUAllocator" in text
-    if not cpu and not (isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower()):
+    if not cpu and not (torch_oom or "out of memory" in text.lower()):
         return None
     size = re.search(r"allocate (?:memory: you tried to allocate )?(\d+) bytes", text) or re.search(
         r"allocate (\d+(?:\.\d+)? [KMGT]i?B)", text
@@ -76,7 +90,7 @@ def out_of_memory_message(exc: BaseException) -> str | None:
     if cpu:
         where, fix = "the CPU (RAM)", "a smaller --batch-size or hidden width, or fewer runs at once"
     else:
-        where = "the GPU" if "cuda" in text.lower() or isinstance(exc, torch.OutOfMemoryError) else "the device"
+        where = "the GPU" if "cuda" in text.lower() or torch_oom else "the device"
         fix = "a smaller --batch-size or hidden width, fewer runs at once on this device, or --device cpu"
     return f"out of memory on {where} ({what}). Fix: {fix}. Finished runs are kept; rerun to continue."
 

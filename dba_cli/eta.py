@@ -13,8 +13,10 @@ kind's rate; a kind not yet seen is priced at the mean rate of the kinds seen.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from typing import TYPE_CHECKING
 
-from .recipes import PlannedRun
+if TYPE_CHECKING:  # for annotations only: the progress display needs no recipe machinery
+    from .recipes import PlannedRun
 
 
 def run_kind(planned: PlannedRun) -> Hashable:

@@ -1,13 +1,22 @@
-"""The paper's model family: a fully connected MLP, 784 -> H (-> H2 ...) -> 10."""
+"""The paper's model family: a fully connected MLP, 784 -> H (-> H2 ...) -> 10.
+
+torch is imported inside `build_mlp`: the activation names are read by the
+config, the recipes and `dba run --help`, none of which should load torch.
+"""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .seeding import derive_seed
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+if TYPE_CHECKING:
+    from torch import nn
+
+# Hidden activations: the name a config or recipe uses -> its torch.nn module's class name.
+# The one list of activations: RunConfig, the recipes' ModelSpec and `dba run` derive theirs from it.
+ACTIVATION_MODULES = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU"}
+ACTIVATIONS = tuple(ACTIVATION_MODULES)
 
 
 def build_mlp(
@@ -23,13 +32,16 @@ def build_mlp(
     and the global RNG is left untouched, so the same seed gives the same
     initial weights on every device.
     """
+    import torch
+    from torch import nn
+
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(derive_seed(seed, "init"))
         layers: list[nn.Module] = []
         width = in_features
         for size in hidden:
-            layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+            layers += [nn.Linear(width, size), getattr(nn, ACTIVATION_MODULES[activation])()]
             width = size
         layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)

@@ -21,6 +21,7 @@ import torch
 from .config import RunConfig, run_config
 from .data.mnist import FILES, MNIST, PIXEL_MEAN, PIXEL_STD, default_cache_dir, load_verified, resolve_data_dir
 from .devices import synchronize
+from .markdown import markdown_table
 from .models import build_mlp
 from .seeding import derive_seed
 from .train import Stepper, prepare_data, train_epoch
@@ -51,17 +52,16 @@ class PipelineTiming:
         return self.median(name) / self.median("ours")
 
     def table(self) -> str:
-        lines = [
+        rows = [
+            [name, f"{self.median(name):.2f}", ", ".join(f"{v:.2f}" for v in values), f"{self.ratio(name):.2f}x"]
+            for name, values in self.seconds.items()
+        ]
+        return "\n".join([
             f"one epoch of full-MNIST SGD, batch {self.batch_size}, 784-{self.hidden}-10 MLP, "
             f"DataLoader num_workers={self.num_workers}, {len(self.seconds['ours'])} rounds",
             "",
-            "| pipeline | median s/epoch | all rounds (s) | time / ours |",
-            "|---|---:|---|---:|",
-        ]
-        for name, values in self.seconds.items():
-            rounds = ", ".join(f"{v:.2f}" for v in values)
-            lines.append(f"| {name} | {self.median(name):.2f} | {rounds} | {self.ratio(name):.2f}x |")
-        return "\n".join(lines)
+            markdown_table(["pipeline", "median s/epoch", "all rounds (s)", "time / ours"], rows, "lrlr"),
+        ])
 
 
 def write_torchvision_layout(root: Path, data_dir: Path | None) -> None:

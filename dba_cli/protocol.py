@@ -17,8 +17,10 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .io import write_text_atomic
+from .markdown import interval, markdown_table, mean_std
 from .recipes import PlannedRun, Recipe, list_recipes, load_recipe
 from .results import stored_results
+from .stats import pair_by_seed, paired_difference
 
 GROUP = "protocol"
 
@@ -69,26 +71,42 @@ def protocol_runs(recipe: Recipe, smoke: bool = False) -> list[PlannedRun]:
     return runs
 
 
-def accuracies(results_dir: Path, runs: list[PlannedRun], best_epoch: bool = False) -> dict[str, list[float]]:
-    """Test accuracy per method name (the part before '/'), final epoch or best epoch on the test set."""
-    found: dict[str, list[float]] = {}
+def accuracies(results_dir: Path, runs: list[PlannedRun], best_epoch: bool = False) -> dict[str, dict[int, float]]:
+    """Test accuracy per method name (the part before '/') and seed, final epoch or best epoch on the test set."""
+    found: dict[str, dict[int, float]] = {}
     for planned, document in stored_results(results_dir, runs):
         if best_epoch:
             values = [e["test_accuracy"] for e in document["history"] if e.get("test_accuracy") is not None]
             value = max(values)
         else:
             value = document["final_test_accuracy"]
-        found.setdefault(planned.method_name.split("/")[0], []).append(value)
+        found.setdefault(planned.method_name.split("/")[0], {})[planned.config.seed] = value
     return found
 
 
 def cell(values: list[float] | None, reference: list[float] | None = None) -> str:
     if not values:
         return "not run"
-    mean = statistics.fmean(values)
-    text = f"{mean:.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
+    text = mean_std(values)
     if reference:
-        text += f" ({mean - statistics.fmean(reference):+.2f})"
+        text += f" ({statistics.fmean(values) - statistics.fmean(reference):+.2f})"
+    return text
+
+
+def gap_cell(values: dict[str, dict[int, float]], dba_name: str, base_names: list[str]) -> str:
+    """DBA minus the baseline with the higher mean: mean per-seed difference and its 95% paired t interval."""
+    if not base_names or not all(values.get(n) for n in [dba_name, *base_names]):
+        return "–"
+    best = max(base_names, key=lambda n: statistics.fmean(values[n].values()))
+    seeds, dba, base = pair_by_seed(values[dba_name], values[best])
+    if not seeds:
+        return "no common seeds"
+    difference = paired_difference(dba, base)
+    text = f"{difference.mean:+.2f}"
+    if difference.n > 1:
+        text += f" {interval(difference.t_low, difference.t_high)}"
+    if any(len(values[n]) != difference.n for n in (dba_name, best)):
+        text += f" (n = {difference.n} pairs)"
     return text
 
 
@@ -103,27 +121,28 @@ def recipe_section(recipe: Recipe, results_dir: Path, smoke: bool = False) -> li
         chosen = [p for p in runs if p.method_name.endswith(f"/{variant.name}")]
         rows.append((variant.label, "diagnostic", accuracies(results_dir, chosen)))
     claim = recipe.claim
-    lines = [
+    dba_names = [n for n in methods if recipe.methods[n].method == "dba"]
+    base_names = [n for n in methods if recipe.methods[n].method != "dba"]
+    table = []
+    for label, kind, values in rows:
+        cells = [
+            cell(list(values.get(name, {}).values()), None if kind == "result" else list(default.get(name, {}).values()))
+            for name in methods
+        ]
+        gap = gap_cell(values, dba_names[0], base_names) if dba_names else "–"
+        kind_cell = "**result**" if kind == "result" else "diagnostic, not a result"
+        table.append([label, kind_cell, *cells, gap])
+    return [
         "",
         f"## {recipe.name}",
         "",
         f"Paper: DBA {claim.dba_accuracy}% and baselines ≈ {claim.implied_baseline_accuracy}% (implied). "
-        "Cells: test accuracy %, mean ± std over seeds, (change vs our protocol).",
+        "Cells: test accuracy %, mean ± std over seeds, (change vs our protocol). "
+        "DBA − best baseline: the mean per-seed difference, in points, to the baseline with the higher mean "
+        "(same seed, same subset) and its 95% paired t interval.",
         "",
-        "| protocol | kind | " + " | ".join(methods) + " | DBA − best baseline |",
-        "|---|---|" + "---:|" * len(methods) + "---:|",
+        markdown_table(["protocol", "kind", *methods, "DBA − best baseline"], table, "ll" + "r" * len(methods) + "r"),
     ]
-    dba_names = [n for n in methods if recipe.methods[n].method == "dba"]
-    base_names = [n for n in methods if recipe.methods[n].method != "dba"]
-    for label, kind, values in rows:
-        cells = [cell(values.get(name), None if kind == "result" else default.get(name)) for name in methods]
-        gap = "–"
-        if dba_names and all(values.get(n) for n in dba_names + base_names):
-            best_base = max(statistics.fmean(values[n]) for n in base_names)
-            gap = f"{statistics.fmean(values[dba_names[0]]) - best_base:+.2f}"
-        kind_cell = "**result**" if kind == "result" else "diagnostic, not a result"
-        lines.append(f"| {label} | {kind_cell} | " + " | ".join(cells) + f" | {gap} |")
-    return lines
 
 
 def protocol_markdown(results_dir: Path, recipes: list[Recipe], smoke: bool = False) -> str:

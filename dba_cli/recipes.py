@@ -18,8 +18,8 @@ from typing import Annotated, Literal
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from .config import (
-    MAX_PATH_PART_LENGTH, DBASettings, Float, Int, RunConfig, SafeName, Strict, Subset, config_error, excerpt,
-    make_config, name_problem,
+    DEFAULT_LR, MAX_PATH_PART_LENGTH, OPTIMIZERS, Activation, DBASettings, Float, Int, Method, Optimizer, RunConfig,
+    SafeName, Strict, Subset, Width, config_error, excerpt, make_config, name_problem,
 )
 from .dba.config import DIRECTIONS, METRICS, REDUCTIONS
 from .errors import ConfigError
@@ -40,8 +40,8 @@ class Claim(Strict):
 
 
 class ModelSpec(Strict):
-    hidden: list[Int] = Field(default_factory=lambda: [512], min_length=1)
-    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
+    hidden: list[Width] = Field(default_factory=lambda: [512], min_length=1)
+    activation: Activation = "relu"
 
 
 class TrainingSpec(Strict):
@@ -65,13 +65,20 @@ class MethodSpec(Strict):
     """One compared method. `role` says how tables show it."""
 
     role: Literal[ROLES] = "baseline"
-    method: Literal["sgd", "adam", "dba"]
-    base: Literal["sgd", "adam"] = "sgd"
+    method: Method
+    base: Optimizer = "sgd"
     lr: Float = Field(gt=0)
     momentum: Float = Field(0.0, ge=0, lt=1)
     weight_decay: Float = Field(0.0, ge=0)
     validation_size: Int = Field(0, ge=0)  # tuned methods carry the split they were chosen on
     dba: DBASettings | None = None
+    # How many seeds (0..N-1) this method runs, instead of the recipe's `seeds`; not part of
+    # its setting (a run's config never holds it). `--seeds` on the command line overrides it.
+    seeds: Int | None = Field(None, ge=1)
+
+    def same_setting(self, other: MethodSpec | None) -> bool:
+        """The same method and hyperparameters, whatever number of seeds each runs."""
+        return other is not None and self.model_dump(exclude={"seeds"}) == other.model_dump(exclude={"seeds"})
 
 
 class TuneSpec(Strict):
@@ -86,8 +93,8 @@ class TuneSpec(Strict):
     seeds: Int = Field(2, ge=1)
     first_seed: Int = Field(100, ge=0)
     lr_points: Int = Field(5, ge=1)
-    lr_range: dict[Literal["sgd", "adam"], Annotated[list[Float], Field(min_length=2, max_length=2)]]
-    dba_bases: list[Literal["sgd", "adam"]] = Field(default_factory=lambda: ["sgd"], min_length=1)
+    lr_range: dict[Optimizer, Annotated[list[Float], Field(min_length=2, max_length=2)]]
+    dba_bases: list[Optimizer] = Field(default_factory=lambda: ["sgd"], min_length=1)
     dba_variants: list[DBASettings] = Field(default_factory=lambda: [DBASettings()], min_length=1)
 
     @model_validator(mode="after")
@@ -113,12 +120,12 @@ class AblationSpec(Strict):
 
     seeds: Int = Field(3, ge=1)
     validation_size: Int = Field(5000, ge=0)
-    lr: dict[Literal["sgd", "adam"], Float] = Field(default_factory=lambda: {"sgd": 0.1, "adam": 0.001})
+    lr: dict[Optimizer, Float] = Field(default_factory=lambda: dict(DEFAULT_LR))
     metric: list[Literal[METRICS]] = Field(default_factory=lambda: list(METRICS), min_length=1)
     direction: list[Literal[DIRECTIONS]] = Field(default_factory=lambda: list(DIRECTIONS), min_length=1)
     min_size: list[Annotated[Int, Field(ge=1)]] = Field(default_factory=lambda: [1], min_length=1)
     reduction: list[Literal[REDUCTIONS]] = Field(default_factory=lambda: list(REDUCTIONS), min_length=1)
-    base: list[Literal["sgd", "adam"]] = Field(default_factory=lambda: ["sgd", "adam"], min_length=1)
+    base: list[Optimizer] = Field(default_factory=lambda: list(OPTIMIZERS), min_length=1)
 
 
 class ProtocolSpec(Strict):
@@ -156,20 +163,28 @@ class Recipe(Strict):
     ) -> list[PlannedRun]:
         """Every method x seed as a validated run, with command-line overrides applied.
 
+        Each method runs seeds 0..N-1, N from `seed_count` (its own `seeds:`, else the
+        recipe's); `seeds` (the `--seeds` option) overrides every method's N.
         `overrides` are RunConfig fields (epochs, batch_size, hidden, ...) that
         replace the recipe's values for every run.
         """
         names = self.select_methods(methods)
-        count = seeds if seeds is not None else (self.smoke.seeds if smoke else self.seeds)
-        if count < 1:
-            raise ConfigError(f"--seeds: {count} must be at least 1.")
+        if seeds is not None and seeds < 1:
+            raise ConfigError(f"--seeds: {seeds} must be at least 1.")
         planned = []
         for name in names:
             spec = self.methods[name]
-            for seed in range(count):
+            for seed in range(seeds if seeds is not None else self.seed_count(name, smoke)):
                 config = self.config_for(spec, seed, smoke, label=f"method {name}", **overrides)
                 planned.append(PlannedRun(self.name, name, spec.role, config))
         return planned
+
+    def seed_count(self, name: str, smoke: bool = False) -> int:
+        """How many seeds method `name` runs: the smoke count, its own `seeds:`, else the recipe's `seeds`."""
+        if smoke:
+            return self.smoke.seeds
+        spec = self.methods.get(name)
+        return spec.seeds if spec is not None and spec.seeds is not None else self.seeds
 
     def config_for(self, spec: MethodSpec, seed: int, smoke: bool = False, label: str = "", **overrides) -> RunConfig:
         """The validated run of `spec` on this recipe's data, model and schedule; overrides (not None) win."""
@@ -179,7 +194,7 @@ class Recipe(Strict):
             "activation": self.model.activation,
             "epochs": self.smoke.epochs if smoke else self.training.epochs,
             "batch_size": self.training.batch_size,
-            **spec.model_dump(exclude={"role"}, exclude_none=True),
+            **spec.model_dump(exclude={"role", "seeds"}, exclude_none=True),
             **{key: value for key, value in overrides.items() if value is not None},
         }
         if spec.method != "dba":

@@ -10,15 +10,17 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from .errors import ConfigError
 from .io import write_text_atomic
+from .markdown import interval, markdown_table, mean_std, number
 from .recipes import Recipe, list_recipes, load_recipe
-from .results import finished_results
+from .results import code_label, finished_results
+from .stats import BOOTSTRAP_SEED, RESAMPLES, PairedDifference, pair_by_seed, paired_difference, ruled_out
 
 RECIPE_ORDER = ("mnist-1pct", "mnist-10-per-class", "mnist-full")
 ROLE_LABEL = {
@@ -48,6 +50,8 @@ def load_results(results_dir: Path) -> pd.DataFrame:
                 "accuracies": [epoch["test_accuracy"] for epoch in history],
                 "cumulative_seconds": cumulative([epoch["train_seconds"] for epoch in history]),
                 "device": document.get("device", "?"),
+                "code": code_label(document),
+                "commit": (document.get("code") or {}).get("commit") or (document.get("git") or {}).get("commit"),
                 "diverged_at_epoch": document.get("diverged_at_epoch"),
                 "path": str(path),
             }
@@ -74,19 +78,25 @@ class MethodSummary:
     n: int
     mean: float
     std: float  # sample std (n-1); NaN for one seed
-    seeds: list[float]
+    seeds: list[float]  # final accuracy per seed, in seed order
     train_seconds: float
     diverged: int = 0  # seeds whose loss became NaN/inf (their accuracy is the one at divergence)
+    seed_numbers: list[int] = field(default_factory=list)  # which seed each accuracy is from
 
     @property
     def error(self) -> float:
         return 100.0 - self.mean
 
+    @property
+    def by_seed(self) -> dict[int, float]:
+        return dict(zip(self.seed_numbers, self.seeds))
+
 
 def summarise(frame: pd.DataFrame) -> list[MethodSummary]:
     summaries = []
     for (recipe, name), group in frame.groupby(["recipe", "method_name"], sort=False):
-        accuracies = group.sort_values("seed")["final_accuracy"].tolist()
+        ordered = group.sort_values("seed")
+        accuracies = ordered["final_accuracy"].tolist()
         summaries.append(
             MethodSummary(
                 recipe=recipe,
@@ -99,6 +109,7 @@ def summarise(frame: pd.DataFrame) -> list[MethodSummary]:
                 seeds=accuracies,
                 train_seconds=float(group["train_seconds"].mean()),
                 diverged=int(group["diverged_at_epoch"].notna().sum()),
+                seed_numbers=[int(seed) for seed in ordered["seed"]],
             )
         )
     return summaries
@@ -120,26 +131,14 @@ def baseline_of(summaries: list[MethodSummary], method: str, tuned: bool = False
     return None
 
 
-def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}{suffix}"
-
-
 def accuracy_cell(summary: MethodSummary) -> str:
-    cell = f"{summary.mean:.2f} ± {fmt(summary.std)}" if summary.n > 1 else f"{summary.mean:.2f}"
-    return cell + (f" ({summary.diverged}/{summary.n} diverged)" if summary.diverged else "")
+    return mean_std(summary.seeds) + (f" ({summary.diverged}/{summary.n} diverged)" if summary.diverged else "")
 
 
 def scarce_table(recipe: Recipe | None, summaries: list[MethodSummary]) -> tuple[str, list[dict]]:
     """Markdown and CSV rows for a data-scarce setting."""
     claim = recipe.claim if recipe else None
-    lines = [
-        "| method | what it is | n | test accuracy % (mean ± std) | per seed | test error % "
-        "| error reduction vs SGD | vs Adam | paper's accuracy % | ours − paper |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    rows = []
+    lines, rows = [], []
     for summary in summaries:
         is_dba = summary.method == "dba"
         paper = None
@@ -149,14 +148,14 @@ def scarce_table(recipe: Recipe | None, summaries: list[MethodSummary]) -> tuple
         vs_sgd = error_reduction(baseline_of(summaries, "sgd", tuned), summary) if is_dba else None
         vs_adam = error_reduction(baseline_of(summaries, "adam", tuned), summary) if is_dba else None
         claimed_reduction = f" (paper {claim.error_reduction:.2f})" if is_dba and claim and claim.error_reduction else ""
-        paper_cell = fmt(paper) + ("" if is_dba or paper is None else " (implied)")
-        lines.append(
-            f"| {summary.method_name} | {ROLE_LABEL.get(summary.role, summary.role)} | {summary.n} "
-            f"| {accuracy_cell(summary)} | {', '.join(f'{a:.2f}' for a in summary.seeds)} | {summary.error:.2f} "
-            f"| {fmt(vs_sgd, suffix='%')}{claimed_reduction if vs_sgd is not None else ''} "
-            f"| {fmt(vs_adam, suffix='%')}{claimed_reduction if vs_adam is not None else ''} "
-            f"| {paper_cell} | {fmt(None if paper is None else summary.mean - paper, suffix=' pts')} |"
-        )
+        paper_cell = number(paper) + ("" if is_dba or paper is None else " (implied)")
+        lines.append([
+            summary.method_name, ROLE_LABEL.get(summary.role, summary.role), str(summary.n), accuracy_cell(summary),
+            ", ".join(f"{a:.2f}" for a in summary.seeds), f"{summary.error:.2f}",
+            number(vs_sgd, suffix="%") + (claimed_reduction if vs_sgd is not None else ""),
+            number(vs_adam, suffix="%") + (claimed_reduction if vs_adam is not None else ""),
+            paper_cell, number(None if paper is None else summary.mean - paper, suffix=" pts"),
+        ])
         rows.append(
             {
                 **summary_row(summary),
@@ -167,7 +166,11 @@ def scarce_table(recipe: Recipe | None, summaries: list[MethodSummary]) -> tuple
                 "ours_minus_paper": None if paper is None else summary.mean - paper,
             }
         )
-    return "\n".join(lines), rows
+    header = [
+        "method", "what it is", "n", "test accuracy % (mean ± std)", "per seed", "test error %",
+        "error reduction vs SGD", "vs Adam", "paper's accuracy %", "ours − paper",
+    ]
+    return markdown_table(header, lines, "llrrlrrrrr"), rows
 
 
 def summary_row(summary: MethodSummary) -> dict:
@@ -200,30 +203,28 @@ def time_to_target(frame: pd.DataFrame, target: float) -> tuple[float | None, fl
 def convergence_table(recipe: Recipe | None, frame: pd.DataFrame, summaries: list[MethodSummary]) -> tuple[str, list[dict]]:
     """Markdown and CSV rows for full MNIST: final accuracy and time to each target accuracy."""
     targets = recipe.targets if recipe and recipe.targets else [97.0, 98.0]
-    header = "| method | what it is | n | final test accuracy % | train s / epoch |"
-    rule = "|---|---|---:|---:|---:|"
+    header = ["method", "what it is", "n", "final test accuracy %", "train s / epoch"]
     for target in targets:
-        header += f" epochs to {target:g}% | train s to {target:g}% |"
-        rule += "---:|---:|"
-    lines, rows = [header, rule], []
+        header += [f"epochs to {target:g}%", f"train s to {target:g}%"]
+    lines, rows = [], []
     for summary in summaries:
         group = frame[(frame["recipe"] == summary.recipe) & (frame["method_name"] == summary.method_name)]
         per_epoch = summary.train_seconds / max(1, int(group["epochs"].mean()))
-        line = (
-            f"| {summary.method_name} | {ROLE_LABEL.get(summary.role, summary.role)} | {summary.n} "
-            f"| {accuracy_cell(summary)} | {per_epoch:.2f} |"
-        )
+        line = [
+            summary.method_name, ROLE_LABEL.get(summary.role, summary.role), str(summary.n), accuracy_cell(summary),
+            f"{per_epoch:.2f}",
+        ]
         row = {**summary_row(summary), "train_seconds_per_epoch": per_epoch}
         for target in targets:
             epochs, seconds, reached = time_to_target(group, target)
             note = "" if reached == summary.n else f" ({reached}/{summary.n} reached)"
-            line += (f" {fmt(epochs, 1)}{note} | {fmt(seconds, 1)}{note} |") if reached else " not reached | not reached |"
+            line += [number(epochs, 1) + note, number(seconds, 1) + note] if reached else ["not reached", "not reached"]
             row[f"epochs_to_{target:g}"] = epochs
             row[f"seconds_to_{target:g}"] = seconds
             row[f"reached_{target:g}"] = f"{reached}/{summary.n}"
         lines.append(line)
         rows.append(row)
-    return "\n".join(lines), rows
+    return markdown_table(header, lines, "llrrr" + "rr" * len(targets)), rows
 
 
 def verdict(recipe: Recipe | None, summaries: list[MethodSummary]) -> str:
@@ -241,6 +242,101 @@ def verdict(recipe: Recipe | None, summaries: list[MethodSummary]) -> str:
             f"{status} the paper's {recipe.claim.dba_accuracy:.2f}% ({gap:+.2f} points, n = {summary.n})."
         )
     return "\n".join(sentences)
+
+
+@dataclass
+class Paired:
+    """A tuned DBA row against the better tuned baseline, on the seeds both have."""
+
+    dba: MethodSummary
+    baseline: MethodSummary
+    seeds: list[int]
+    dba_accuracies: list[float]
+    baseline_accuracies: list[float]
+    difference: PairedDifference
+
+
+def headline_pairs(summaries: list[MethodSummary]) -> list[Paired]:
+    """Each tuned DBA row minus the tuned baseline with the higher mean, paired by seed (same seed, same subset).
+
+    Pairs are formed only on the seeds both methods finished, so a method with more seeds
+    than the other adds nothing until its partner has them too.
+    """
+    baselines = [summary for summary in summaries if summary.role == "tuned-baseline"]
+    if not baselines:
+        return []
+    best = max(baselines, key=lambda summary: summary.mean)  # first in table order on a tie
+    found = []
+    for summary in summaries:
+        if summary.role == "tuned" and summary.method == "dba":
+            seeds, dba, baseline = pair_by_seed(summary.by_seed, best.by_seed)
+            found.append(Paired(summary, best, seeds, dba, baseline, paired_difference(dba, baseline)))
+    return found
+
+
+def seed_list(seeds: list[int]) -> str:
+    """`0–9` for consecutive seeds, else `0, 2, 5`."""
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds)) or "none"
+
+
+def paired_section(recipe: Recipe | None, pairs: list[Paired]) -> str:
+    """The headline of a data-scarce setting: the paired difference with its t and bootstrap intervals."""
+    rows, sentences = [], []
+    for pair in pairs:
+        d = pair.difference
+        rows.append([
+            pair.dba.method_name, pair.baseline.method_name, str(d.n), seed_list(pair.seeds),
+            f"{d.mean:+.2f}" if d.n else "–", interval(d.t_low, d.t_high), interval(d.boot_low, d.boot_high),
+            number(error_reduction(pair.baseline, pair.dba), suffix="%"),
+        ])
+        sentence = f"- **{pair.dba.method_name} − {pair.baseline.method_name}** (n = {d.n} pairs): {ruled_out(d)}"
+        claim = recipe.claim if recipe else None
+        if claim and claim.dba_accuracy is not None and claim.implied_baseline_accuracy is not None:
+            claimed = claim.dba_accuracy - claim.implied_baseline_accuracy
+            excluded = d.n > 1 and claimed > d.t_high
+            sentence += (
+                f" The paper's numbers imply an improvement of {claimed:+.2f} points "
+                f"({claim.dba_accuracy:.2f}% against an implied {claim.implied_baseline_accuracy:.2f}%)"
+                + (", which the interval rules out." if excluded else ".")
+            )
+        sentences.append(sentence)
+    header = [
+        "DBA", "best tuned baseline", "n pairs", "seeds", "mean difference, pts", "95% t interval",
+        "95% bootstrap interval", "error reduction vs it (means)",
+    ]
+    return "\n".join([
+        "### Headline: tuned DBA minus the better tuned baseline, paired by seed",
+        "",
+        "Per seed (the same seed is the same training subset and the same initial weights), the difference "
+        "DBA − baseline in test-accuracy points; the baseline is whichever tuned baseline has the higher mean. "
+        "Mean of the differences with a 95% paired t interval and, as a check that does not assume normal "
+        f"differences, a 95% percentile bootstrap interval ({RESAMPLES:,} resamples, RNG seed {BOOTSTRAP_SEED}; too narrow "
+        "with few pairs). The error reduction compares the two rows' means, as in the table above.",
+        "",
+        markdown_table(header, rows, "llrlrrrr"),
+        "",
+        *sentences,
+    ])
+
+
+def paired_csv(pair: Paired) -> dict:
+    """The pairs and their intervals, for the DBA row of paper-tables.csv."""
+    d = pair.difference
+    return {
+        "paired_baseline": pair.baseline.method_name,
+        "paired_n": d.n,
+        "paired_seeds": " ".join(map(str, pair.seeds)),
+        "paired_dba_accuracy": " ".join(f"{a:.2f}" for a in pair.dba_accuracies),
+        "paired_baseline_accuracy": " ".join(f"{a:.2f}" for a in pair.baseline_accuracies),
+        "paired_differences": " ".join(f"{x:.2f}" for x in d.differences),
+        "paired_mean_difference": d.mean,
+        "paired_t_low": d.t_low,
+        "paired_t_high": d.t_high,
+        "paired_bootstrap_low": d.boot_low,
+        "paired_bootstrap_high": d.boot_high,
+    }
 
 
 def packaged_recipe(name: str) -> Recipe | None:
@@ -265,17 +361,18 @@ def warn_unfinished(recipe: Recipe | None, finished: Iterable[tuple[str, int, in
 
     `finished` holds (method_name, seed, epochs trained) per finished run. Runs that all trained
     the recipe's smoke epochs (`dba reproduce --smoke`) are held to the smoke seed count instead.
+    Each method is held to its own seed count (`seeds:` in the method, else the recipe's).
     Tables and figures call it, so neither leaves a method out without saying so.
     """
     if recipe is None:
         return
     finished = list(finished)
     smoke = recipe.smoke.epochs != recipe.training.epochs and all(epochs == recipe.smoke.epochs for *_, epochs in finished)
-    expected = recipe.smoke.seeds if smoke else recipe.seeds
     command = f"dba reproduce {recipe.name}" + (" --smoke" if smoke else "")
     if Path(results_dir) != Path("results/smoke" if smoke else "results"):
         command += f" --results {results_dir}"
     for method in recipe.methods:
+        expected = recipe.seed_count(method, smoke)
         found = len({seed for name, seed, _ in finished if name == method and 0 <= seed < expected})
         if found < expected:
             shown = "left out" if found == 0 else f"shown with n = {found}"
@@ -286,7 +383,39 @@ def warn_unfinished(recipe: Recipe | None, finished: Iterable[tuple[str, int, in
             )
 
 
-def build_tables(results_dir: Path, recipes: list[str] | None = None) -> tuple[str, pd.DataFrame]:
+def code_versions_line(frame: pd.DataFrame, allow_mixed: bool) -> str:
+    """Which code versions the tables aggregate; a ConfigError if one row mixes versions (unless allowed).
+
+    A row's seeds are only comparable when one version of the training code made
+    them all. Versions are named by `results.code_label`: the hash of the training
+    sources, "edited" (a file changed by hand) or "schema-1" (made before versions
+    were recorded).
+    """
+    mixed = []
+    for (recipe, method), group in frame.groupby(["recipe", "method_name"], sort=False):
+        labels = group["code"].value_counts()
+        if len(labels) > 1:
+            mixed.append(f"{recipe} {method} ({', '.join(f'{label}: {count}' for label, count in labels.items())})")
+    if mixed and not allow_mixed:
+        raise ConfigError(
+            f"{len(mixed)} table row(s) mix runs of different code versions: " + "; ".join(mixed[:5])
+            + ". Fix: rerun them with the current code (`dba reproduce RECIPE` reruns stale runs), "
+            "or pass --mixed-versions to tabulate them anyway (the tables then say so)."
+        )
+    parts = []
+    for label, group in frame.groupby("code", sort=False):
+        commits = sorted({str(commit)[:10] for commit in group["commit"].dropna()})
+        where = f"commit {', '.join(commits)}" if commits else "no commit recorded"
+        parts.append(f"`{label}` ({where}): {len(group)} run(s)")
+    line = "Code versions (hash of the training sources, see `dba_cli/code_version.py`): " + "; ".join(parts) + "."
+    if mixed:
+        line += " **Rows mixing versions (--mixed-versions):** " + "; ".join(mixed) + "."
+    return line
+
+
+def build_tables(
+    results_dir: Path, recipes: list[str] | None = None, allow_mixed: bool = False
+) -> tuple[str, pd.DataFrame]:
     """The markdown document and a CSV-ready frame for every recipe with results."""
     frame = load_results(results_dir)
     if frame.empty:
@@ -295,6 +424,7 @@ def build_tables(results_dir: Path, recipes: list[str] | None = None) -> tuple[s
     ordered = [name for name in RECIPE_ORDER if name in present] + [n for n in present if n not in RECIPE_ORDER]
     if recipes:
         ordered = [name for name in ordered if name in recipes]
+    versions = code_versions_line(frame[frame["recipe"].isin(ordered)], allow_mixed)
     sections = [
         "# Paper tables",
         "",
@@ -303,7 +433,11 @@ def build_tables(results_dir: Path, recipes: list[str] | None = None) -> tuple[s
         "(never a best epoch), mean ± sample std over seeds. The paper's numbers are from its abstract "
         "(see docs/dba-method.md); \"implied\" baseline accuracies are derived from its two claimed numbers. "
         "Error reductions compare like with like: DBA tuned on the validation split against the tuned baselines "
-        "(`dba tune`, results/tune/), the other DBA rows against the untuned baselines.",
+        "(`dba tune`, results/tune/), the other DBA rows against the untuned baselines. "
+        "For a data-scarce setting the headline is its last part: tuned DBA minus the better tuned baseline, "
+        "paired by seed, with 95% intervals.",
+        "",
+        versions,
     ]
     csv_rows: list[dict] = []
     for name in ordered:
@@ -327,13 +461,23 @@ def build_tables(results_dir: Path, recipes: list[str] | None = None) -> tuple[s
                     f"than SGD/Adam (implied baseline ≈ {recipe.claim.implied_baseline_accuracy:.2f}%). Trained on: {devices}."
                 )
                 sections += ["", verdict(recipe, summaries)]
+            pairs = headline_pairs(summaries)
+            if pairs:
+                sections += ["", paired_section(recipe, pairs)]
+                extra = {pair.dba.method_name: paired_csv(pair) for pair in pairs}
+                rows = [{**row, **extra.get(row["method_name"], {})} for row in rows]
         csv_rows += rows
-    return "\n".join(sections).rstrip() + "\n", pd.DataFrame(csv_rows)
+    table = pd.DataFrame(csv_rows)
+    if "paired_n" in table:
+        table["paired_n"] = table["paired_n"].astype("Int64")  # a count, blank where there are no pairs
+    return "\n".join(sections).rstrip() + "\n", table
 
 
-def write_tables(results_dir: Path, recipes: list[str] | None = None) -> tuple[Path, Path, str]:
+def write_tables(
+    results_dir: Path, recipes: list[str] | None = None, allow_mixed: bool = False
+) -> tuple[Path, Path, str]:
     """Write results/paper-tables.md and .csv atomically; return their paths and the markdown."""
-    markdown, frame = build_tables(results_dir, recipes)
+    markdown, frame = build_tables(results_dir, recipes, allow_mixed)
     md_path, csv_path = results_dir / "paper-tables.md", results_dir / "paper-tables.csv"
     write_text_atomic(md_path, markdown)
     write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.4f"))

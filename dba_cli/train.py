@@ -184,7 +184,7 @@ class Stepper:
         if config.method == "dba":
             from .dba import DBA
 
-            self.engine = DBA(model, self.optimizer, config.dba.to_engine())
+            self.engine = DBA(model, self.optimizer, config.dba)
 
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, int] | None]:
         if self.engine is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from .markdown import markdown_table, mean_std, number
 from .recipes import MethodSpec, PlannedRun, Recipe
 from .results import stored_results
 
@@ -122,13 +123,13 @@ def tuned_runs(recipe: Recipe, methods: dict[str, MethodSpec], seeds: int | None
     `dba reproduce`, never trained twice). Where it does not (a new choice,
     e.g. on another machine), they go to `results/tune/RECIPE/reruns/` so
     that tuning never collides with the recipe's results; paste chosen.yaml
-    into the recipe to make the choice the recipe's.
+    into the recipe to make the choice the recipe's. Each runs as many seeds as the
+    recipe plans for that name (`Recipe.seed_count`), unless `seeds` is given.
     """
-    count = seeds if seeds is not None else (recipe.smoke.seeds if smoke else recipe.seeds)
     runs = []
     for name, spec in methods.items():
-        group = "" if recipe.methods.get(name) == spec else f"{GROUP}/{recipe.name}/reruns"
-        for seed in range(count):
+        group = "" if spec.same_setting(recipe.methods.get(name)) else f"{GROUP}/{recipe.name}/reruns"
+        for seed in range(seeds if seeds is not None else recipe.seed_count(name, smoke)):
             config = recipe.config_for(spec, seed, smoke, label=f"method {name}")
             runs.append(PlannedRun(recipe.name, name, spec.role, config, group))
     return runs
@@ -137,7 +138,7 @@ def tuned_runs(recipe: Recipe, methods: dict[str, MethodSpec], seeds: int | None
 def recipe_differences(recipe: Recipe, methods: dict[str, MethodSpec]) -> list[str]:
     """Where the recipe's `<family>-tuned` methods disagree with what tuning chose (missing or different)."""
     missing = [name for name in methods if name not in recipe.methods]
-    different = [name for name, spec in methods.items() if name in recipe.methods and recipe.methods[name] != spec]
+    different = [name for name, spec in methods.items() if name in recipe.methods and not spec.same_setting(recipe.methods[name])]
     notes = []
     if missing:
         notes.append(f"recipe {recipe.name} has no method {', '.join(missing)} yet")
@@ -155,7 +156,8 @@ def chosen_yaml(recipe: Recipe, methods: dict[str, MethodSpec], command: str) ->
     header = (
         f"# Chosen by `{command}` on a validation split (final-epoch validation accuracy,\n"
         f"# tuning seeds {recipe.tune.first_seed}..{recipe.tune.first_seed + recipe.tune.seeds - 1}); "
-        "paste under the recipe's `methods:`.\n"
+        "paste under the recipe's `methods:`\n"
+        "# (keep any `seeds:` the recipe gives a method: how many seeds it runs is not part of its setting).\n"
     )
     return header + yaml.safe_dump(body, sort_keys=False)
 
@@ -187,29 +189,31 @@ def report(
         "",
         "## Chosen settings, reported on the test set",
         "",
-        "| method | chosen setting | validation accuracy % (tuning seeds) | test accuracy % (reported seeds, mean ± std) | n |",
-        "|---|---|---:|---:|---:|",
     ]
+    chosen_rows = []
     for family in FAMILIES:
         if family not in chosen:
             continue
         entry = chosen[family]
         tests = finals.get(f"{family}-tuned", [])
-        test_cell = "not run yet"
-        if tests:
-            std = statistics.stdev(tests) if len(tests) > 1 else math.nan
-            test_cell = f"{statistics.fmean(tests):.2f} ± {std:.2f}" if len(tests) > 1 else f"{tests[0]:.2f}"
         edge = ""
         spec = entry.candidate.spec
         grid = tune.lr_grid(spec.base if spec.method == "dba" else spec.method)
         if len(grid) > 1 and spec.lr in (grid[0], grid[-1]):
             edge = " (lr at the edge of its grid: a wider lr_range might do better)"
-        lines.append(f"| {family}-tuned | {describe(spec)}{edge} | {entry.val_mean:.2f} | {test_cell} | {len(tests)} |")
-    lines += ["", "## Every candidate", "", "| method | setting | validation accuracy % (mean) | per tuning seed |", "|---|---|---:|---|"]
+        chosen_rows.append(
+            [f"{family}-tuned", describe(spec) + edge, f"{entry.val_mean:.2f}", mean_std(tests, empty="not run yet"), str(len(tests))]
+        )
+    lines.append(markdown_table(
+        ["method", "chosen setting", "validation accuracy % (tuning seeds)", "test accuracy % (reported seeds, mean ± std)", "n"],
+        chosen_rows, "llrrr",
+    ))
+    every = []
     for entry in sorted(scored, key=lambda s: (FAMILIES.index(s.candidate.family), -(s.val_mean if s.val_accuracies else -1))):
         per_seed = ", ".join(f"{v:.2f}" for v in entry.val_accuracies) or "not run"
-        mean = f"{entry.val_mean:.2f}" if entry.val_accuracies else "–"
-        lines.append(f"| {entry.candidate.family} | {describe(entry.candidate.spec)} | {mean} | {per_seed} |")
+        every.append([entry.candidate.family, describe(entry.candidate.spec), number(entry.val_mean), per_seed])
+    lines += ["", "## Every candidate", "",
+              markdown_table(["method", "setting", "validation accuracy % (mean)", "per tuning seed"], every, "llrl")]
     return "\n".join(lines) + "\n"
 
 
@@ -231,6 +235,7 @@ def tune(
     smoke: bool = False,
     overwrite: bool = False,
     reporter=None,
+    keep_stale: bool = False,
 ) -> TuneOutcome:
     """Run the grid (finished candidates are kept), choose on validation, rerun the choices on the reported seeds.
 
@@ -242,7 +247,7 @@ def tune(
 
     grid = candidates(recipe)
     runs = candidate_runs(recipe, grid, smoke)
-    reproduce(runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True)  # the choice needs every candidate
+    reproduce(runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True, keep_stale=keep_stale)  # the choice needs every candidate
     scored = score(grid, runs, results_dir)
     chosen = choose(scored)
     methods = tuned_methods(chosen)
@@ -250,7 +255,7 @@ def tune(
     chosen_path = folder / "chosen.yaml"
     write_text_atomic(chosen_path, chosen_yaml(recipe, methods, command))
     finals_runs = tuned_runs(recipe, methods, smoke=smoke)
-    reproduce(finals_runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True)
+    reproduce(finals_runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True, keep_stale=keep_stale)
     finals: dict[str, list[float]] = {}
     for planned, document in stored_results(results_dir, finals_runs):
         finals.setdefault(planned.method_name, []).append(document["final_test_accuracy"])

@@ -99,3 +99,36 @@ def test_bench_step_prints_ratios_to_plain_sgd():
     assert result.exit_code == 0, result.output
     assert "| 8 | plain SGD step |" in result.stdout and "1.00x" in result.stdout
     assert "faster than the naive DBA" in result.stdout
+
+
+def test_usage_errors_are_one_line_naming_the_help_and_exit_2():
+    for args, expected in [
+        (["run", "--bogus"], "error: No such option: --bogus"),
+        (["run", "--epochs", "many"], "error: Invalid value for '--epochs'"),
+        (["run", "--threads", "0"], "error: Invalid value for '--threads'"),
+        (["reproduce"], "error: Missing argument 'recipe'."),
+        (["nope"], "error: No such command 'nope'."),
+    ]:
+        result = runner.invoke(app, args, prog_name="dba")
+        lines = result.output.splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, (args, result.output)
+        assert lines[0].startswith(expected), (args, result.output)
+        command = "dba" if args == ["nope"] else f"dba {args[0]}"
+        assert lines[0].endswith(f"(see '{command} --help')"), (args, result.output)
+
+
+def test_dba_or_a_group_alone_shows_its_help():
+    for args, usage in [([], "Usage: dba [OPTIONS] COMMAND"), (["recipes"], "Usage: dba recipes [OPTIONS] COMMAND")]:
+        result = runner.invoke(app, args, prog_name="dba")
+        assert result.exit_code == 2 and usage in result.output and "error:" not in result.output, (args, result.output)
+
+
+def test_a_reader_that_stops_early_is_not_an_internal_error():
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "dba_cli", "recipes", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # like `dba recipes list | head -0`: nobody reads
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert "internal error" not in stderr and "Traceback" not in stderr and "Exception ignored" not in stderr, stderr

@@ -1,6 +1,5 @@
 """Tuning, ablation and protocol diagnostics, on a tiny recipe with real MNIST runs."""
 
-import json
 import math
 
 import pytest
@@ -9,9 +8,10 @@ from typer.testing import CliRunner
 
 from dba_cli.ablation import ablation_runs, variants
 from dba_cli.cli import app
-from dba_cli.recipes import load_recipe
-from dba_cli.results import read_result
-from dba_cli.tuning import candidate_runs, candidates
+from dba_cli.protocol import default_runs
+from dba_cli.recipes import MethodSpec, load_recipe
+from dba_cli.results import read_result, stored_results
+from dba_cli.tuning import candidate_runs, candidates, recipe_differences, tuned_runs
 
 from tests.test_recipes import TINY, write
 
@@ -72,7 +72,7 @@ def test_tune_chooses_by_validation_and_its_yaml_reproduces_the_reruns(tmp_path)
     assert not (results / "tiny").exists()
     report = (results / "tune" / "tiny.md").read_text()
     assert "| dba-tuned | DBA over sgd" in report and "not run yet" not in report
-    rerun = json.loads((results / "tune" / "tiny" / "reruns" / "tiny" / "dba-tuned" / "seed-1.json").read_text())
+    rerun = read_result(results / "tune" / "tiny" / "reruns" / "tiny" / "dba-tuned" / "seed-1.json")
     assert all(epoch["test_accuracy"] is not None for epoch in rerun["history"])  # evaluated every epoch
     assert rerun["config"]["validation_size"] == 200 and rerun["role"] == "tuned"
     # Pasted into the recipe, the choice is the recipe's: tune and reproduce share one set of runs.
@@ -87,7 +87,7 @@ def test_tune_chooses_by_validation_and_its_yaml_reproduces_the_reruns(tmp_path)
     )
     assert again.exit_code == 0, again.output
     assert "0 run(s) done, 6 already finished" in again.output
-    assert json.loads((results / "tiny" / "dba-tuned" / "seed-1.json").read_text())["config"] == rerun["config"]
+    assert read_result(results / "tiny" / "dba-tuned" / "seed-1.json")["config"] == rerun["config"]
 
 
 def test_ablation_runs_the_full_grid_and_ranks_by_validation(tmp_path):
@@ -126,6 +126,45 @@ def test_protocol_needs_tuned_methods_and_labels_diagnostics(tmp_path):
     for column in (3, 4):
         assert float(best[column].split()[0]) >= float(ours[column].split()[0]) - 1e-9
     assert not math.isnan(float(ours[3].split()[0]))
+    # "DBA − best baseline" needs a DBA method: without one it stays a dash.
+    assert ours[5].strip() == "–"
+
+
+def test_protocol_gap_is_the_paired_difference_with_its_t_interval(tmp_path):
+    """The result row's last cell: mean per-seed difference to the better baseline and its 95% t interval, by hand."""
+    tuned = TINY.replace("seeds: 2\n", "seeds: 2\nprotocol: {methods: [sgd, dba], seeds: 2, widths: [16]}\n") + (
+        "  dba: {role: chosen, method: dba, lr: 0.1, dba: {metric: variance, direction: minimize, min_size: 5}}\n"
+    )
+    path = write(tmp_path, tuned, "tuned.yaml")
+    outcome = runner.invoke(app, ["protocol", path, "--results", str(tmp_path / "r"), "--device", "cpu"])
+    assert outcome.exit_code == 0, outcome.output
+    recipe = load_recipe(path)
+    final = {(p.method_name, p.config.seed): d["final_test_accuracy"]
+             for p, d in stored_results(tmp_path / "r", default_runs(recipe))}
+    d = [final["dba", seed] - final["sgd", seed] for seed in (0, 1)]  # sgd is the only baseline, so the best
+    mean = (d[0] + d[1]) / 2
+    half = 12.706 * abs(d[0] - d[1]) / 2  # t(1 df) x sd / sqrt(2), and the sd of two values is |a - b| / sqrt(2)
+    table = (tmp_path / "r" / "protocol.md").read_text()
+    ours = [line for line in table.splitlines() if line.startswith("| ours")][0].split("|")
+    gap = ours[5].strip()
+    assert gap.startswith(f"{mean:+.2f} [")
+    low, high = (float(x) for x in gap[gap.index("[") + 1 : -1].split(", "))
+    assert low == pytest.approx(mean - half, abs=0.006) and high == pytest.approx(mean + half, abs=0.006)
+
+
+def test_per_method_seeds_do_not_make_the_tuned_setting_a_different_one(tmp_path):
+    """A recipe's `seeds: 3` on sgd-tuned changes how many seeds it runs, not which setting tuning matches."""
+    pasted = yaml.safe_load(TUNED)
+    pasted["methods"]["sgd-tuned"] = {"role": "tuned-baseline", "method": "sgd", "lr": 0.1, "validation_size": 200, "seeds": 3}
+    recipe = load_recipe(write(tmp_path, yaml.safe_dump(pasted), "pasted.yaml"))
+    chosen = {"sgd-tuned": MethodSpec(role="tuned-baseline", method="sgd", lr=0.1, validation_size=200)}
+    assert recipe_differences(recipe, chosen) == []
+    runs = tuned_runs(recipe, chosen)
+    assert [run.key for run in runs] == [f"tiny/sgd-tuned/seed-{seed}.json" for seed in range(3)]  # the recipe's own runs
+    other = {"sgd-tuned": MethodSpec(role="tuned-baseline", method="sgd", lr=1.0, validation_size=200)}
+    assert recipe_differences(recipe, other) == ["recipe tiny's sgd-tuned differ from the settings tuning chose"]
+    assert {run.key.rsplit("/", 1)[0] for run in tuned_runs(recipe, other)} == {"tune/tiny/reruns/tiny/sgd-tuned"}
+    assert len(tuned_runs(recipe, other)) == 3 and len(tuned_runs(recipe, other, seeds=1)) == 1
 
 
 def test_a_recipe_without_a_tune_section_says_how_to_add_one(tmp_path):

@@ -154,7 +154,7 @@ def test_a_diverging_run_is_recorded_and_the_others_continue(tmp_path):
     results = tmp_path / "results"
     outcome = runner.invoke(app, ["reproduce", recipe, "--results", str(results), "--device", "cpu"])
     assert outcome.exit_code == 0, outcome.output
-    diverged = json.loads((results / "tiny" / "huge" / "seed-0.json").read_text())
+    diverged = read_result(results / "tiny" / "huge" / "seed-0.json")
     assert diverged["diverged_at_epoch"] is not None and len(diverged["history"]) == diverged["diverged_at_epoch"]
     assert len(list(results.rglob("seed-*.json"))) == 6  # sgd and adam finished too
     table = runner.invoke(app, ["table", "--results", str(results)])
@@ -224,11 +224,10 @@ def test_a_disk_filling_up_mid_run_is_a_clear_error_and_keeps_finished_runs(tmp_
         results = disk / "results"
         process = dba_process("reproduce", recipe, "--results", str(results), "--device", "cpu")
         wait_for(lambda: list(results.rglob("seed-*.json")))
-        with open(disk / "filler", "wb") as filler:  # another program fills the disk
-            try:
+        with open(disk / "filler", "wb", buffering=0) as filler:  # another program fills the disk (unbuffered:
+            try:  # closing a buffered file would retry the write that failed)
                 while True:
                     filler.write(b"\0" * 2**20)
-                    filler.flush()
             except OSError:
                 pass
         output, _ = process.communicate(timeout=120)
@@ -236,7 +235,7 @@ def test_a_disk_filling_up_mid_run_is_a_clear_error_and_keeps_finished_runs(tmp_
         assert "No space left on device" in output and "Runs finished before this one are kept" in output
         assert "Traceback" not in output
         kept = list(results.rglob("seed-*.json"))
-        assert kept and all(json.loads(p.read_text())["status"] == "finished" for p in kept)
+        assert kept and all(read_result(p)["status"] == "finished" for p in kept)
         assert not list(results.rglob("*.tmp"))
     finally:
         subprocess.run(["umount", str(disk)])

@@ -133,3 +133,20 @@ def test_a_schema_1_file_is_read_and_not_rewritten_unless_rerun(tiny_results, mn
     assert recorder.stale_runs[path] == "made before code versions were recorded" and path.read_bytes() == before
     plan, recorder = rerun(runs, mnist, results)
     assert [p.key for p in plan.done] == ["tiny/sgd/seed-1.json"] and json.loads(path.read_text())["schema_version"] == 2
+
+
+def test_the_table_names_its_code_versions_and_refuses_to_mix_them_in_a_row(tiny_results):
+    from typer.testing import CliRunner
+
+    from dba_cli.cli import app
+
+    runner = CliRunner()
+    _, results = tiny_results
+    table = runner.invoke(app, ["table", "--results", str(results)])
+    assert table.exit_code == 0, table.output
+    assert f"`{source_hash()}`" in (results / "paper-tables.md").read_text() and ": 4 run(s)" in table.output
+    rewrite(results / "tiny" / "sgd" / "seed-1.json", code={"hash": "0123456789abcdef", "commit": None, "dirty": None})
+    refused = runner.invoke(app, ["table", "--results", str(results)])
+    assert refused.exit_code == 2 and "tiny sgd (" in refused.output and "--mixed-versions" in refused.output
+    allowed = runner.invoke(app, ["table", "--results", str(results), "--mixed-versions"])
+    assert allowed.exit_code == 0 and "Rows mixing versions" in (results / "paper-tables.md").read_text()

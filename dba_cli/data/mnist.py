@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from . import DATA_DIR_ENV
 from ..io import write_atomic
 
-DATA_DIR_ENV = "DBA_DATA_DIR"
 CACHE_DIR_ENV = "DBA_CACHE_DIR"
 
 # Pixel statistics of the training set after /255 (the data README's sanity facts).

@@ -4,6 +4,9 @@ Subsets are drawn once per seed, from the training set only, and stratified by
 class, as the spec's protocol asks. A fraction is stratified to *equal* counts
 per class (1% of 60,000 = 600 images = 60 per class), following the spec's
 "60/class for 1%". The drawn indices are sorted and recorded with every run.
+
+Parsing a subset name needs no torch (configs and `--help` parse them); the
+draws import it where they run.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..seeding import derive_seed
+
+if TYPE_CHECKING:
+    import torch
 
 NUM_CLASSES = 10
 
@@ -77,6 +82,8 @@ def draw_subset(
     split); `stream` names the random stream (e.g. one per epoch for a
     diagnostic that redraws the subset every epoch).
     """
+    import torch
+
     pool = torch.ones(len(labels), dtype=torch.bool)
     if exclude is not None:
         pool[exclude] = False
@@ -102,6 +109,8 @@ def draw_subset(
 
 def draw_validation(count: int, size: int, seed: int, exclude: torch.Tensor | None) -> torch.Tensor:
     """`size` training-set indices outside `exclude`, uniformly at random, sorted."""
+    import torch
+
     pool = torch.ones(count, dtype=torch.bool)
     if exclude is not None:
         pool[exclude] = False
@@ -115,5 +124,7 @@ def draw_validation(count: int, size: int, seed: int, exclude: torch.Tensor | No
 
 def indices_hash(indices: torch.Tensor) -> str:
     """A short, stable fingerprint of a subset (SHA-256 of the int64 indices)."""
+    import torch
+
     data = indices.to(torch.int64).cpu().numpy().tobytes()
     return hashlib.sha256(data).hexdigest()[:16]

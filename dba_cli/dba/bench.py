@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from ..markdown import markdown_table
 from .config import DBAConfig
 from .engine import DBA
 
@@ -101,22 +102,21 @@ def benchmark_steps(
 
 def format_table(rows: list[dict]) -> str:
     """A markdown table of `benchmark_steps` rows, with DBA's speed-up over the naive DBA."""
-    lines = [
-        "| batch | step | median ms | x plain SGD | runs |",
-        "|---:|---|---:|---:|---:|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['batch_size']} | {row['label']} | {row['median_ms']:.3f} | "
-            f"{row['ratio_to_sgd']:.2f}x | {row['repeats']} |"
-        )
+    table = markdown_table(
+        ["batch", "step", "median ms", "x plain SGD", "runs"],
+        [
+            [str(row["batch_size"]), row["label"], f"{row['median_ms']:.3f}", f"{row['ratio_to_sgd']:.2f}x", str(row["repeats"])]
+            for row in rows
+        ],
+        "rlrrr",
+    )
     speedups = []
     for batch_size in dict.fromkeys(row["batch_size"] for row in rows):
         by_name = {row["variant"]: row for row in rows if row["batch_size"] == batch_size}
         if "dba" in by_name and "naive" in by_name:
             ratio = by_name["naive"]["median_ms"] / by_name["dba"]["median_ms"]
             speedups.append(f"batch {batch_size}: DBA is {ratio:.0f}x faster than the naive DBA")
-    return "\n".join(lines + ([""] + speedups if speedups else []))
+    return "\n".join([table] + ([""] + speedups if speedups else []))
 
 
 # --- the variants ---

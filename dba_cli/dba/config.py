@@ -4,11 +4,20 @@ Only "gradient variance" is named by the paper's abstract; everything else here
 is our configurable reading of it (see docs/dba-method.md). The config is frozen
 and validated on construction so that a bad value fails where it is written,
 not deep inside a training step.
+
+`DBAConfig` is the one declaration of DBA's settings: their choices (METRICS,
+DIRECTIONS, REDUCTIONS), defaults and limits. The engine takes it as it is; a
+run's config (`dba_cli.config.RunConfig.dba`), the recipes and the `dba run`
+options and their help text are all derived from it. It is a pydantic
+dataclass: validated like every other config model, and still a dataclass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.dataclasses import dataclass
 
 # The subset statistics the search can optimise, all computable from the Gram
 # matrix K of the per-sample gradients (formulas in `metrics`).
@@ -31,7 +40,7 @@ REDUCTIONS = ("mean", "sum_over_batch")
 VARIANCE_METRICS = ("variance", "mean_variance", "snr")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class DBAConfig:
     """One DBA variant.
 
@@ -46,36 +55,23 @@ class DBAConfig:
     unbiased: Bessel's correction, dividing sums of squared deviations by m - 1
         instead of m, for "variance", "mean_variance" and "snr". A subset of one
         sample then has an undefined variance and is never chosen.
+
+    A bad value raises pydantic's ValidationError (a ValueError) naming the field.
+    Integers and booleans are strict: True is not a size, 1 is not True.
     """
 
-    metric: str = "variance"
-    direction: str = "minimize"
-    min_size: int = 1
-    max_removals: int | None = None
-    reduction: str = "mean"
-    unbiased: bool = False
+    metric: Literal[METRICS] = "variance"
+    direction: Literal[DIRECTIONS] = "minimize"
+    min_size: int = Field(1, ge=1, strict=True)
+    max_removals: int | None = Field(None, ge=0, strict=True)
+    reduction: Literal[REDUCTIONS] = "mean"
+    unbiased: bool = Field(False, strict=True)
 
-    def __post_init__(self) -> None:
-        _check_choice("metric", self.metric, METRICS)
-        _check_choice("direction", self.direction, DIRECTIONS)
-        _check_choice("reduction", self.reduction, REDUCTIONS)
-        if not _is_int(self.min_size) or self.min_size < 1:
-            raise ValueError(f"min_size must be an integer >= 1, got {self.min_size!r}")
-        if self.max_removals is not None and (not _is_int(self.max_removals) or self.max_removals < 0):
-            raise ValueError(f"max_removals must be None or an integer >= 0, got {self.max_removals!r}")
-        if not isinstance(self.unbiased, bool):
-            raise ValueError(f"unbiased must be True or False, got {self.unbiased!r}")
+    @model_validator(mode="after")
+    def unbiased_needs_a_variance(self) -> DBAConfig:
         if self.unbiased and self.metric not in VARIANCE_METRICS:
             raise ValueError(
                 f"unbiased=True only applies to metrics {', '.join(VARIANCE_METRICS)}; "
                 f"metric {self.metric!r} has no variance to correct"
             )
-
-
-def _check_choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+        return self
