@@ -11,7 +11,7 @@ DEVICE ?= auto
 RECIPES ?= mnist-1pct mnist-10-per-class mnist-full
 SCARCE ?= mnist-1pct mnist-10-per-class
 
-.PHONY: install test test-cuda fuzz smoke paper-tables fair-comparison bench bench-pipeline clean
+.PHONY: install test test-cuda fuzz smoke paper-tables fair-comparison foundation bench bench-pipeline clean
 
 install:  ## create .venv and install dba with its test tools
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,7 @@ smoke:  ## every recipe end to end with tiny epochs and one seed (CI); not a res
 paper-tables:  ## the full protocol: all recipes (incl. tuned methods), tuning, ablation, protocol diagnostics, tables, figures (resumable)
 	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; done
 	@$(MAKE) --no-print-directory fair-comparison
+	@$(MAKE) --no-print-directory foundation
 	$(DBA) table --results $(RESULTS) > /dev/null
 	$(DBA) plot --results $(RESULTS)
 
@@ -47,6 +48,14 @@ fair-comparison:  ## on the data-scarce recipes: dba tune, dba ablate, dba proto
 		$(DBA) ablate $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; \
 		$(DBA) protocol $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; \
 	done
+
+foundation:  ## the README's first SGD/Adam baselines (seed 0, batch 32, 200 epochs, default lr) into RESULTS/foundation/
+	@mkdir -p $(RESULTS)/foundation
+	@for data in 1pct 10-per-class; do for method in sgd adam; do \
+		test -f $(RESULTS)/foundation/$$data-$$method.json || \
+		$(DBA) run --data $$data --method $$method --epochs 200 --batch-size 32 --seed 0 --device $(DEVICE) \
+			--output $(RESULTS)/foundation/$$data-$$method.json || exit $$?; \
+	done; done
 
 bench:  ## DBA step timing against plain SGD and a naive DBA
 	$(DBA) bench step
