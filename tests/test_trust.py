@@ -150,3 +150,16 @@ def test_the_table_names_its_code_versions_and_refuses_to_mix_them_in_a_row(tiny
     assert refused.exit_code == 2 and "tiny sgd (" in refused.output and "--mixed-versions" in refused.output
     allowed = runner.invoke(app, ["table", "--results", str(results), "--mixed-versions"])
     assert allowed.exit_code == 0 and "Rows mixing versions" in (results / "paper-tables.md").read_text()
+
+
+def test_a_missing_recipe_folder_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dba_cli.cli import app
+
+    monkeypatch.setenv("DBA_RECIPES_DIR", str(tmp_path / "gone"))
+    for args in (["recipes", "list"], ["reproduce", "mnist-1pct"]):
+        outcome = CliRunner().invoke(app, args)
+        lines = [line for line in outcome.output.splitlines() if line.strip()]
+        assert outcome.exit_code == 2 and len(lines) == 1, outcome.output
+        assert str(tmp_path / "gone") in lines[0] and "DBA_RECIPES_DIR" in lines[0]
