@@ -8,6 +8,7 @@ broken path for whoever copies it.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import timedelta
 
 from rich.console import Console
@@ -114,10 +115,7 @@ class RichReporter:
 
     def stale(self, stale: dict, kept: bool) -> None:
         """How many finished runs are not current, grouped by why; rerun, or kept (--keep-stale)."""
-        reasons: dict[str, int] = {}
-        for why in stale.values():
-            reasons[why] = reasons.get(why, 0) + 1
-        listed = "; ".join(f"{count} {why}" for why, count in reasons.items())
+        listed = "; ".join(f"{count} {why}" for why, count in Counter(stale.values()).items())
         action = "kept as they are (--keep-stale)" if kept else "rerunning them (--keep-stale keeps them)"
         err.print(f"[yellow]stale:[/] {len(stale)} finished run(s) are not current ({escape(listed)}); {action}.", highlight=False)
 

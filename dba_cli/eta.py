@@ -29,11 +29,18 @@ def run_kind(planned: PlannedRun) -> Hashable:
 
 
 class GridEta:
-    """Seconds left for a list of runs, from measured seconds per epoch of each run kind."""
+    """Seconds left for a list of runs, from measured seconds per epoch of each run kind.
+
+    Epochs left are also kept summed per kind, so the estimate (asked after
+    every epoch, over grids of hundreds of runs) costs one step per kind.
+    """
 
     def __init__(self, todo: Iterable[PlannedRun]) -> None:
         self.kinds = {planned.key: run_kind(planned) for planned in todo}
         self.left = {planned.key: planned.config.epochs for planned in todo}
+        self.pending: dict[Hashable, int] = {}  # epochs left per kind: the sum of `left` over its runs
+        for key, kind in self.kinds.items():
+            self.pending[kind] = self.pending.get(kind, 0) + self.left[key]
         self.seconds: dict[Hashable, float] = {}
         self.epochs: dict[Hashable, int] = {}
 
@@ -42,27 +49,24 @@ class GridEta:
         kind = self.kinds.get(planned.key, run_kind(planned))
         self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
         self.epochs[kind] = self.epochs.get(kind, 0) + 1
-        if planned.key in self.left:
-            self.left[planned.key] = max(0, self.left[planned.key] - 1)
+        if self.left.get(planned.key):
+            self.left[planned.key] -= 1
+            self.pending[kind] -= 1
 
     def run_ended(self, planned: PlannedRun) -> None:
         """Finished, diverged early, skipped or left to another process: nothing left of it."""
+        if self.left.get(planned.key):
+            self.pending[self.kinds[planned.key]] -= self.left[planned.key]
         self.left[planned.key] = 0
 
-    def rate(self, kind: Hashable) -> float | None:
-        """Seconds per epoch of this kind; the mean over measured kinds for an unseen one; None before any."""
-        if self.epochs.get(kind):
-            return self.seconds[kind] / self.epochs[kind]
-        rates = [self.seconds[k] / self.epochs[k] for k in self.epochs if self.epochs[k]]
-        return sum(rates) / len(rates) if rates else None
-
     def remaining_seconds(self) -> float | None:
-        """The estimate, or None until a first epoch has been measured."""
-        total = 0.0
-        for key, epochs in self.left.items():
-            if epochs:
-                rate = self.rate(self.kinds[key])
-                if rate is None:
-                    return None
-                total += epochs * rate
-        return total
+        """The estimate, or None until a first epoch has been measured.
+
+        Each kind's epochs left are priced at its measured seconds per epoch; a
+        kind not yet seen at the mean rate of the kinds seen.
+        """
+        rates = {kind: self.seconds[kind] / count for kind, count in self.epochs.items() if count}
+        if not rates:
+            return None if any(self.pending.values()) else 0.0
+        unseen = sum(rates.values()) / len(rates)
+        return sum(epochs * rates.get(kind, unseen) for kind, epochs in self.pending.items() if epochs)

@@ -269,7 +269,8 @@ def remove_stale_temporaries(path: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-# A result file is at most ~0.5 MB (full MNIST's subset indices); a checkpoint is a few MB.
+# A generous bound per result (schema-2 files are tens of KB; `dba run --output` files with full MNIST's
+# subset indices about 0.5 MB); a checkpoint is a few MB.
 BYTES_PER_RESULT = 512 * 1024
 CHECKPOINT_BYTES = 64 * 1024 * 1024
 
