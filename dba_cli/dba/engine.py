@@ -12,10 +12,18 @@ One step, top to bottom (`DBA.step`):
    sample i's own loss (the sum, not the mean, so nothing is scaled by 1/B).
    No weight gradient is formed for the whole batch. Other modules with
    parameters get per-sample gradients from torch.func (`gram_generic`).
-3. Per layer: the Gram matrix K of the per-sample gradients, the greedy search
-   on K (on the CPU, in float64) for the kept subset S, and the layer's
-   gradient over S written into `.grad`: the mean over S, or the sum over S
-   divided by B.
+3. Every layer's Gram matrix K of the per-sample gradients, on the model's
+   device; then per layer the greedy search on K (on the CPU, accumulating in
+   float64) for the kept subset S; then each layer's gradient over S written
+   into `.grad`: the mean over S, or the sum over S divided by B.
+   On a GPU the Gram matrices reach the CPU in one transfer: all of them are
+   cast to their search dtype and packed into one buffer on the device, copied
+   into pinned host memory, and the step waits once for that copy. The kept
+   indices of all layers go back in one non-blocking copy that nothing waits
+   for (the gradient kernels queue behind it on the same stream). So a step
+   synchronises with the GPU once, not twice per layer (once per device, for
+   a model spread over several). On the CPU the search reads the Gram
+   matrices in place: nothing is copied.
 4. The base optimizer steps.
 
 Each nn.Linear (weight and bias) is one layer; each other module with
@@ -83,9 +91,9 @@ class DBA:
             layer.clear_grads()  # no gradient survives from an earlier step, even one that failed
         loss_sum, batch, layers = self._per_sample_gradients(inputs, targets)  # steps 1 and 2
         kept = {}
-        with torch.no_grad():
-            for layer in layers:  # step 3
-                subset, size = self._select(layer.gram())
+        with torch.no_grad():  # step 3
+            selections = self._select_all([layer.gram() for layer in layers])
+            for layer, (subset, size) in zip(layers, selections):
                 divisor = size if self.config.reduction == "mean" else batch
                 layer.write_grads(subset, divisor)
                 kept[layer.name] = size
@@ -176,15 +184,142 @@ class DBA:
                 )
         return outputs, {name: (a, z) for name, (a, z, _) in captured.items()}
 
-    def _select(self, K: torch.Tensor) -> tuple[torch.Tensor | None, int]:
-        """The kept samples for Gram matrix K: (indices on K's device, or None for all; count)."""
-        rtol = noise_rtol(torch.finfo(K.dtype).eps)
-        search_dtype = K.dtype if K.dtype in (torch.float32, torch.float64) else torch.float64
-        mask = greedy_search(K.to(device="cpu", dtype=search_dtype).numpy(), self.config, rtol)
+    def _select_all(self, grams: list[torch.Tensor]) -> list[tuple[torch.Tensor | None, int]]:
+        """The kept samples for each Gram matrix K: (indices on K's device, or None for all; count).
+
+        All the matrices cross to the CPU together and all the indices come
+        back together (`_grams_to_host`, `_kept_to_device`): on a GPU, one
+        wait per step instead of two per layer. Each K's search tolerance comes
+        from K's own dtype (the precision it was computed in), not from the
+        dtype it is searched in.
+        """
+        masks = [
+            greedy_search(host, self.config, noise_rtol(torch.finfo(K.dtype).eps))
+            for K, host in zip(grams, _grams_to_host(grams))
+        ]
+        return _kept_to_device(masks, [K.device for K in grams])
+
+
+# --- moving Gram matrices and kept indices between the device and the host ---
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Where one Gram matrix lies in a packed byte buffer."""
+
+    index: int  # position in the list of Gram matrices
+    dtype: torch.dtype  # its search dtype
+    shape: tuple[int, ...]
+    offset: int  # in bytes, a multiple of dtype's item size
+    nbytes: int
+
+
+def _search_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the search reads K in: float32 and float64 as they are, anything else as float64."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float64
+
+
+def _pack_grams(grams: list[torch.Tensor], indices: list[int]) -> tuple[torch.Tensor, list[_Segment]]:
+    """grams[i] for i in `indices`, cast to their search dtypes, as one flat uint8 tensor on their device.
+
+    Bytes, so that matrices of different dtypes still travel in one copy. The
+    widest item size goes first: every segment then starts at a multiple of
+    its own item size, and `_unpack_grams` can view it in place.
+    """
+    cast = {i: grams[i].to(_search_dtype(grams[i].dtype)) for i in indices}
+    order = sorted(indices, key=lambda i: -cast[i].element_size())  # stable: ties keep layer order
+    parts, layout, offset = [], [], 0
+    for i in order:
+        K = cast[i]
+        nbytes = K.numel() * K.element_size()
+        parts.append(K.reshape(-1).view(torch.uint8))
+        layout.append(_Segment(i, K.dtype, tuple(K.shape), offset, nbytes))
+        offset += nbytes
+    packed = parts[0] if len(parts) == 1 else torch.cat(parts)
+    return packed, layout
+
+
+def _unpack_grams(host: torch.Tensor, layout: list[_Segment]) -> dict[int, np.ndarray]:
+    """{index: numpy view of that Gram matrix} in a packed buffer on the CPU; nothing is copied."""
+    return {
+        segment.index: host[segment.offset : segment.offset + segment.nbytes]
+        .view(segment.dtype)
+        .view(segment.shape)
+        .numpy()
+        for segment in layout
+    }
+
+
+def _copy_to_host(packed: torch.Tensor) -> torch.Tensor:
+    """One device tensor copied to the CPU, returned once the copy is complete.
+
+    On CUDA the copy goes into pinned memory (a copy into pageable memory is
+    staged by the driver through a pinned buffer of its own, and blocks), is
+    queued without blocking, and we then wait for it alone, with an event
+    recorded right after it, not for the whole device. Other accelerators get
+    one ordinary copy.
+    """
+    if packed.device.type != "cuda":
+        return packed.cpu()
+    host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)
+    host.copy_(packed, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record(torch.cuda.current_stream(packed.device))
+    copied.synchronize()
+    return host
+
+
+def _grams_to_host(grams: list[torch.Tensor]) -> list[np.ndarray]:
+    """Each Gram matrix as a numpy array in its search dtype, with one copy per device they live on.
+
+    On the CPU the arrays are K itself (or its cast, for dtypes other than
+    float32 and float64): the search then reads exactly what it read when it
+    was called layer by layer. Elsewhere the matrices are packed on the device
+    (`_pack_grams`), copied once (`_copy_to_host`) and viewed in place. An
+    ordinary model lives on one device, so that is one transfer per step.
+    """
+    by_device: dict[torch.device, list[int]] = {}
+    for i, K in enumerate(grams):
+        by_device.setdefault(K.device, []).append(i)
+    host: dict[int, np.ndarray] = {}
+    for device, indices in by_device.items():
+        if device.type == "cpu":
+            host.update({i: grams[i].to(_search_dtype(grams[i].dtype)).numpy() for i in indices})
+        else:
+            packed, layout = _pack_grams(grams, indices)
+            host.update(_unpack_grams(_copy_to_host(packed), layout))
+    return [host[i] for i in range(len(grams))]
+
+
+def _kept_to_device(masks: list[np.ndarray], devices: list[torch.device]) -> list[tuple[torch.Tensor | None, int]]:
+    """(indices of mask's kept samples on its device, or None when all are kept; count) per mask.
+
+    The indices of all layers on one device travel in one tensor, split there
+    into views. On CUDA they are staged in pinned memory and copied without
+    blocking: nothing on the host needs them, the kernels that use them are
+    queued on the same stream after the copy, and PyTorch's pinned-memory
+    allocator does not reuse the staging buffer until the copy is done.
+    """
+    selections: list[tuple[torch.Tensor | None, int] | None] = [None] * len(masks)
+    partial: dict[torch.device, list[int]] = {}
+    for i, mask in enumerate(masks):
         size = int(mask.sum())
         if size == len(mask):
-            return None, size
-        return torch.from_numpy(np.flatnonzero(mask)).to(K.device), size
+            selections[i] = (None, size)
+        else:
+            partial.setdefault(devices[i], []).append(i)
+    for device, indices in partial.items():
+        kept = [np.flatnonzero(masks[i]) for i in indices]
+        flat = np.concatenate(kept)
+        if device.type == "cuda":
+            staging = torch.empty(len(flat), dtype=torch.int64, pin_memory=True)
+            staging.numpy()[:] = flat
+            on_device = staging.to(device, non_blocking=True)
+        else:
+            on_device = torch.from_numpy(flat).to(device)
+        for i, part in zip(indices, on_device.split([len(k) for k in kept])):
+            selections[i] = (part, len(part))
+    return selections
 
 
 # --- layers ---
