@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config import DBASettings
 from .errors import ConfigError
+from .evaluation import FINAL_ONLY
 from .io import write_text_atomic
 from .markdown import markdown_table, mean_std
 from .recipes import MethodSpec, PlannedRun, Recipe
@@ -49,7 +50,7 @@ def ablation_runs(recipe: Recipe, smoke: bool = False, seeds: int | None = None)
     count = seeds if seeds is not None else (recipe.smoke.seeds if smoke else grid.seeds)
     return [
         PlannedRun(recipe.name, label, "ablation", recipe.config_for(spec, seed, smoke, label=f"ablation {label}"),
-                   GROUP, eval_every_epoch=False)
+                   GROUP, evaluation=FINAL_ONLY)
         for label, spec in variants(recipe).items()
         for seed in range(count)
     ]

@@ -1,13 +1,17 @@
 """How long a grid of runs has left, from the time its runs have actually taken.
 
-Runs in one grid cost very different amounts per epoch: a tuning candidate
-evaluated at its last epoch only trains for milliseconds per epoch, a paper-
-table run evaluates 10,000 test images (and a validation split) after every
-epoch and costs ten times more. A single "epochs per second" rate over the
-whole grid is therefore off by several times. This estimate keeps one measured
-rate per *run kind* (what makes an epoch cost what it costs: data, method,
-batch, width, evaluation schedule) and prices each remaining epoch at its own
-kind's rate; a kind not yet seen is priced at the mean rate of the kinds seen.
+Epochs cost very different amounts: a tuning candidate's epoch without
+evaluation trains for milliseconds, an evaluated epoch also runs 10,000 test
+images (and a validation split) through the model and costs ten or more times
+as much; within one run, the recipe's schedule evaluates some epochs and not
+others (evaluation.py). A single "epochs per second" rate over the whole grid
+is therefore off by several times. This estimate keeps one measured rate per
+*epoch kind* (what makes an epoch cost what it costs: data, method, batch,
+width, validation split, and whether the epoch is evaluated) and prices each
+remaining epoch at its own kind's rate; a kind not yet seen is priced at the
+mean rate of the kinds seen. Which remaining epochs are evaluated comes from
+each run's schedule (`PlannedRun.evaluated_epochs`), and which epoch a report
+is about from counting the reports of that run.
 """
 
 from __future__ import annotations
@@ -20,44 +24,59 @@ if TYPE_CHECKING:  # for annotations only: the progress display needs no recipe 
 
 
 def run_kind(planned: PlannedRun) -> Hashable:
-    """What determines the cost of one epoch of a run."""
+    """What determines the cost of one epoch of a run, apart from whether it is evaluated."""
     config = planned.config
     return (
         config.data, config.method, config.batch_size, tuple(config.hidden), config.resample,
-        planned.eval_every_epoch, config.validation_size > 0,
+        config.validation_size > 0,
     )
 
 
 class GridEta:
-    """Seconds left for a list of runs, from measured seconds per epoch of each run kind.
+    """Seconds left for a list of runs, from measured seconds per epoch of each epoch kind.
 
-    Epochs left are also kept summed per kind, so the estimate (asked after
-    every epoch, over grids of hundreds of runs) costs one step per kind.
+    An epoch kind is (run kind, evaluated or not). Epochs left are also kept
+    summed per kind, so the estimate (asked after every epoch, over grids of
+    hundreds of runs) costs one step per kind.
     """
 
     def __init__(self, todo: Iterable[PlannedRun]) -> None:
+        todo = list(todo)
         self.kinds = {planned.key: run_kind(planned) for planned in todo}
-        self.left = {planned.key: planned.config.epochs for planned in todo}
-        self.pending: dict[Hashable, int] = {}  # epochs left per kind: the sum of `left` over its runs
-        for key, kind in self.kinds.items():
-            self.pending[kind] = self.pending.get(kind, 0) + self.left[key]
+        self.epochs_of = {planned.key: planned.config.epochs for planned in todo}
+        self.evaluated = {planned.key: frozenset(planned.evaluated_epochs) for planned in todo}
+        self.done = {planned.key: 0 for planned in todo}  # epochs reported so far (the next is done + 1)
+        self.pending: dict[Hashable, int] = {}  # epochs left per epoch kind
+        for key in self.kinds:
+            self.add_pending(key, +1)
         self.seconds: dict[Hashable, float] = {}
         self.epochs: dict[Hashable, int] = {}
 
+    def add_pending(self, key: str, sign: int) -> None:
+        """Add (+1) or remove (-1) the epochs run `key` has left to `pending`, by kind."""
+        kind, done, epochs = self.kinds[key], self.done[key], self.epochs_of[key]
+        evaluated = sum(1 for epoch in self.evaluated[key] if epoch > done)
+        for flag, count in ((True, evaluated), (False, epochs - done - evaluated)):
+            self.pending[(kind, flag)] = self.pending.get((kind, flag), 0) + sign * count
+
     def epoch_done(self, planned: PlannedRun, seconds: float) -> None:
-        """One epoch of `planned` took `seconds` (training and evaluation)."""
-        kind = self.kinds.get(planned.key, run_kind(planned))
+        """The next epoch of `planned` took `seconds` (training and evaluation)."""
+        key = planned.key
+        if key in self.kinds and self.done[key] < self.epochs_of[key]:
+            self.done[key] += 1
+            kind = (self.kinds[key], self.done[key] in self.evaluated[key])
+            self.pending[kind] -= 1
+        else:  # not in the plan, or past its planned epochs: measured, nothing left to count down
+            kind = (run_kind(planned), True)
         self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
         self.epochs[kind] = self.epochs.get(kind, 0) + 1
-        if self.left.get(planned.key):
-            self.left[planned.key] -= 1
-            self.pending[kind] -= 1
 
     def run_ended(self, planned: PlannedRun) -> None:
         """Finished, diverged early, skipped or left to another process: nothing left of it."""
-        if self.left.get(planned.key):
-            self.pending[self.kinds[planned.key]] -= self.left[planned.key]
-        self.left[planned.key] = 0
+        key = planned.key
+        if key in self.kinds and self.done[key] < self.epochs_of[key]:
+            self.add_pending(key, -1)
+            self.done[key] = self.epochs_of[key]
 
     def remaining_seconds(self) -> float | None:
         """The estimate, or None until a first epoch has been measured.

@@ -3,9 +3,10 @@
 For each recipe found under `results/<recipe>/<method>/seed-*.json` this writes, each as a PDF
 (vector, for the paper) and a 300 dpi PNG (for the README):
 
-- `<recipe>-accuracy-vs-epoch`: test accuracy per epoch, mean over seeds, min..max band; one panel
-  per method family (SGD, Adam, DBA) side by side on one y axis, because the baselines end within
-  a point of each other and would otherwise be drawn on top of one another;
+- `<recipe>-accuracy-vs-epoch`: test accuracy at the evaluated epochs (the recipe's `evaluation:`
+  schedule), mean over seeds, min..max band; one panel per method family (SGD, Adam, DBA) side
+  by side on one y axis, because the baselines end within a point of each other and would
+  otherwise be drawn on top of one another;
 - `<recipe>-kept-subset`: for DBA runs only, the kept subset size of each layer, labelled from
   the model ("hidden layer 1 (784→512)"), with the batch size for scale (a DBA run that never
   drops a sample is plain SGD).
@@ -144,8 +145,25 @@ def per_epoch(documents: list[dict], value) -> np.ndarray:
     return np.array([[value(epoch) for epoch in document["history"][:length]] for document in documents], dtype=float)
 
 
+def evaluated_accuracy(documents: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, seeds x epochs test accuracy) at the evaluated epochs only, so curves join evaluated points.
+
+    A recipe's `evaluation:` schedule evaluates some epochs and not others
+    (None in the history); the seeds of one method share the schedule, so the
+    epochs kept are those every seed evaluated (with none in common, e.g.
+    results made under different schedules, those any seed evaluated, the
+    mean then over the seeds that have a value).
+    """
+    accuracy = per_epoch(documents, lambda epoch: epoch["test_accuracy"])  # None -> NaN
+    epochs = per_epoch(documents, lambda epoch: epoch["epoch"])[0]
+    shown = ~np.isnan(accuracy).any(axis=0)
+    if not shown.any():
+        shown = ~np.isnan(accuracy).all(axis=0)
+    return epochs[shown], accuracy[:, shown]
+
+
 def accuracy_figure(recipe: str, runs: Runs, colours: dict[str, str]) -> Figure:
-    """Test accuracy against epoch, mean over seeds with a min..max band; one panel per method family.
+    """Test accuracy against epoch (evaluated epochs only), mean over seeds with a min..max band; one panel per method family.
 
     `runs` is in table order, and so is the legend; the panels are SGD, Adam, DBA.
     """
@@ -160,11 +178,10 @@ def accuracy_figure(recipe: str, runs: Runs, colours: dict[str, str]) -> Figure:
     for ax, (title, names) in zip(axes, panels.items()):
         for name in names:
             documents = runs[name]
-            accuracy = per_epoch(documents, lambda epoch: epoch["test_accuracy"])
-            epochs = per_epoch(documents, lambda epoch: epoch["epoch"])[0]
+            epochs, accuracy = evaluated_accuracy(documents)
             colour, style = colours[name], ROLE_STYLES.get(documents[0].get("role", "baseline"), "-.")
-            (lines[name],) = ax.plot(epochs, accuracy.mean(axis=0), color=colour, linestyle=style, label=label(name, documents, runs))
-            ax.fill_between(epochs, accuracy.min(axis=0), accuracy.max(axis=0), color=colour, alpha=0.15, linewidth=0)
+            (lines[name],) = ax.plot(epochs, np.nanmean(accuracy, axis=0), color=colour, linestyle=style, label=label(name, documents, runs))
+            ax.fill_between(epochs, np.nanmin(accuracy, axis=0), np.nanmax(accuracy, axis=0), color=colour, alpha=0.15, linewidth=0)
         ax.set_title(panel_title(title, len(panels)))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(epoch_ticks())

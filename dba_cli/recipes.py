@@ -23,6 +23,7 @@ from .config import (
 )
 from .dba.config import DIRECTIONS, METRICS, REDUCTIONS
 from .errors import ConfigError
+from .evaluation import DEFAULT_SCHEDULE, EvaluationSchedule, evaluated_epochs
 from .safe_yaml import load_yaml_file
 
 RECIPES_DIR_ENV = "DBA_RECIPES_DIR"
@@ -147,6 +148,7 @@ class Recipe(Strict):
     training: TrainingSpec
     seeds: Int = Field(ge=1)
     targets: list[Float] = Field(default_factory=list)  # accuracies for time-to-target columns
+    evaluation: EvaluationSchedule = DEFAULT_SCHEDULE  # when the test set is evaluated (evaluation.py)
     methods: dict[SafeName, MethodSpec] = Field(min_length=1)
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
     tune: TuneSpec | None = None
@@ -176,7 +178,7 @@ class Recipe(Strict):
             spec = self.methods[name]
             for seed in range(seeds if seeds is not None else self.seed_count(name, smoke)):
                 config = self.config_for(spec, seed, smoke, label=f"method {name}", **overrides)
-                planned.append(PlannedRun(self.name, name, spec.role, config))
+                planned.append(PlannedRun(self.name, name, spec.role, config, evaluation=self.evaluation))
         return planned
 
     def seed_count(self, name: str, smoke: bool = False) -> int:
@@ -230,8 +232,10 @@ class PlannedRun:
     """One run of a recipe: which method variant, its role in the tables, and its config.
 
     `group` files runs that are not paper-table rows (tuning candidates,
-    ablation variants, protocol diagnostics) in their own folder, and
-    `eval_every_epoch=False` evaluates them at the last epoch only.
+    ablation variants, protocol diagnostics) in their own folder. `evaluation`
+    says at which epochs the test set (and validation split) is evaluated: the
+    recipe's schedule for its runs, `evaluation.FINAL_ONLY` for runs that need
+    only final accuracies (tuning, ablation, protocol).
     """
 
     recipe: str
@@ -239,7 +243,12 @@ class PlannedRun:
     role: str
     config: RunConfig
     group: str = ""
-    eval_every_epoch: bool = True
+    evaluation: EvaluationSchedule = DEFAULT_SCHEDULE
+
+    @property
+    def evaluated_epochs(self) -> tuple[int, ...]:
+        """The epochs this run evaluates (the last always; train() adds an epoch where it diverges)."""
+        return evaluated_epochs(self.evaluation, self.config.epochs)
 
     @property
     def key(self) -> str:

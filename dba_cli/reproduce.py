@@ -168,7 +168,7 @@ def run_document(
     result = train(
         planned.config, mnist, device,
         on_epoch=lambda record: reporter.epoch_done(planned, record),
-        eval_every_epoch=planned.eval_every_epoch,
+        evaluate_at=planned.evaluated_epochs,
         checkpoint=checkpoint,
         checkpoint_interval=checkpoint_interval(),
     )

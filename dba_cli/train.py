@@ -2,15 +2,16 @@
 
 Speed comes from keeping the whole (sub)set as one standardised float tensor on
 the device and indexing mini-batches out of it: no per-sample Python
-transforms, no DataLoader workers. The test set is evaluated in one pass after
-every epoch; evaluation time is kept apart from training time.
+transforms, no DataLoader workers. The test set is evaluated in one large batch
+at the epochs a run's schedule names (every epoch by default; recipes set a
+sparser one, see evaluation.py); evaluation time is kept apart from training time.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -251,17 +252,24 @@ def train(
     mnist: MNIST,
     device: torch.device,
     on_epoch: Callable[[EpochRecord], None] | None = None,
-    eval_every_epoch: bool = True,
+    evaluate_at: Collection[int] | None = None,
     checkpoint: Path | None = None,
     checkpoint_interval: float = 1.0,
+    model_out: dict | None = None,
 ) -> RunResult:
-    """Train one model as the config says; evaluate on the full test set after every epoch.
+    """Train one model as the config says; evaluate on the full test set at the epochs `evaluate_at` names.
 
-    With `eval_every_epoch=False` only the last epoch is evaluated (test and
-    validation): tuning and ablation grids need only final accuracies, and
-    evaluation costs several times more than training on a data-scarce subset.
-    Evaluation never changes training (no randomness, no state), so both modes
-    train bit-identical models.
+    `evaluate_at` None evaluates every epoch; a recipe's runs pass their
+    schedule (`PlannedRun.evaluated_epochs`, see evaluation.py), and tuning and
+    ablation grids, which need only final accuracies, pass the last epoch
+    only. Test and validation split are evaluated together. The last epoch,
+    and the epoch where a run diverges, are always evaluated, whatever
+    `evaluate_at` says. Epochs not evaluated record None. Evaluation never
+    changes training (no randomness, no state), so every schedule trains
+    bit-identical models.
+
+    `model_out`, a dict, receives the trained model under "model" (tests
+    compare weights across schedules; a result file never holds weights).
 
     A run whose training loss becomes NaN or infinite stops there and is
     recorded as diverged (with the epoch); it is a result, not an error.
@@ -272,6 +280,7 @@ def train(
     killed run loses at most about max(one epoch, that interval). Short runs
     never pay for a checkpoint.
     """
+    scheduled = None if evaluate_at is None else frozenset(evaluate_at)
     data = prepare_data(mnist, config, device)
     model = build_mlp(tuple(config.hidden), config.activation, seed=config.seed).to(device)
     step = Stepper(model, config)
@@ -310,13 +319,14 @@ def train(
         model.eval()
         last = epoch == config.epochs or not math.isfinite(train_loss)
         test_loss = test_accuracy = val_loss = val_accuracy = None
-        if eval_every_epoch or last:
+        eval_seconds = 0.0  # an epoch not evaluated costs no evaluation time (and its file stores none)
+        if last or scheduled is None or epoch in scheduled:
             test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
             if data.x_val is not None:
                 val_loss, val_accuracy = evaluate(model, data.x_val, data.y_val)
+            eval_seconds = time.perf_counter() - trained
         record = EpochRecord(
-            epoch, train_loss, test_loss, test_accuracy, trained - started, time.perf_counter() - trained, kept,
-            val_loss, val_accuracy,
+            epoch, train_loss, test_loss, test_accuracy, trained - started, eval_seconds, kept, val_loss, val_accuracy,
         )
         result.history.append(record)
         if on_epoch is not None:
@@ -327,4 +337,6 @@ def train(
         if checkpoint is not None and not last and time.monotonic() - last_saved >= checkpoint_interval:
             save_checkpoint(checkpoint, result.config, epoch, model, step, generator, result.history)
             last_saved = time.monotonic()
+    if model_out is not None:
+        model_out["model"] = model
     return result

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from .evaluation import FINAL_ONLY
 from .markdown import markdown_table, mean_std, number
 from .recipes import MethodSpec, PlannedRun, Recipe
 from .results import stored_results
@@ -84,7 +85,7 @@ def candidate_runs(recipe: Recipe, grid: list[Candidate], smoke: bool = False) -
         for seed in range(tune.first_seed, tune.first_seed + count):
             config = recipe.config_for(candidate.spec, seed, smoke, label=f"tune {candidate.family} {candidate.label}")
             runs.append(
-                PlannedRun(recipe.name, f"{candidate.family}/{candidate.label}", "tuning", config, GROUP, eval_every_epoch=False)
+                PlannedRun(recipe.name, f"{candidate.family}/{candidate.label}", "tuning", config, GROUP, evaluation=FINAL_ONLY)
             )
     return runs
 
@@ -116,7 +117,7 @@ def tuned_methods(chosen: dict[str, Scored]) -> dict[str, MethodSpec]:
 
 
 def tuned_runs(recipe: Recipe, methods: dict[str, MethodSpec], seeds: int | None = None, smoke: bool = False) -> list[PlannedRun]:
-    """The chosen settings on the recipe's reported seeds, evaluated every epoch like every paper-table run.
+    """The chosen settings on the recipe's reported seeds, evaluated on the recipe's schedule like every paper-table run.
 
     Where the recipe already holds the same setting under the same name, the
     reruns are the recipe's own runs (`results/RECIPE/NAME/`, shared with
@@ -131,7 +132,7 @@ def tuned_runs(recipe: Recipe, methods: dict[str, MethodSpec], seeds: int | None
         group = "" if spec.same_setting(recipe.methods.get(name)) else f"{GROUP}/{recipe.name}/reruns"
         for seed in range(seeds if seeds is not None else recipe.seed_count(name, smoke)):
             config = recipe.config_for(spec, seed, smoke, label=f"method {name}")
-            runs.append(PlannedRun(recipe.name, name, spec.role, config, group))
+            runs.append(PlannedRun(recipe.name, name, spec.role, config, group, evaluation=recipe.evaluation))
     return runs
 
 

@@ -48,7 +48,7 @@ def test_every_method_gets_the_same_log_spaced_lr_grid(tmp_path):
     assert count == {"sgd": 3, "adam": 3, "dba": 3 * 2}
     runs = candidate_runs(recipe, grid)
     assert all(run.config.seed >= 100 and run.config.validation_size == 200 for run in runs)
-    assert all(run.key.startswith("tune/tiny/") and not run.eval_every_epoch for run in runs)
+    assert all(run.key.startswith("tune/tiny/") and run.evaluated_epochs == (run.config.epochs,) for run in runs)
 
 
 def test_tune_chooses_by_validation_and_its_yaml_reproduces_the_reruns(tmp_path):

@@ -4,6 +4,7 @@ from typer.testing import CliRunner
 
 from dba_cli.cli import app
 from dba_cli.eta import GridEta
+from dba_cli.evaluation import DEFAULT_SCHEDULE, FINAL_ONLY, EvaluationSchedule
 from dba_cli.recipes import PlannedRun
 from dba_cli.config import run_config
 
@@ -31,25 +32,26 @@ def test_bars_say_what_they_count_and_label_their_times_and_done_gives_wall_time
     assert len(done) == 4 and all(" s training)" in line and "% in " in line for line in done)
 
 
-def planned(eval_every_epoch: bool, seed: int, epochs: int = 10) -> PlannedRun:
-    name = "every-epoch" if eval_every_epoch else "at-the-end"
-    return PlannedRun("r", name, "baseline", run_config(epochs=epochs, seed=seed), eval_every_epoch=eval_every_epoch)
+def planned(evaluation: EvaluationSchedule, seed: int, epochs: int = 10) -> PlannedRun:
+    name = "at-the-end" if evaluation == FINAL_ONLY else "scheduled"
+    return PlannedRun("r", name, "baseline", run_config(epochs=epochs, seed=seed), evaluation=evaluation)
 
 
-def test_the_eta_prices_each_run_kind_at_its_own_measured_rate():
-    # A grid like tune's: cheap runs evaluated at the end, costly runs evaluated every epoch.
-    cheap, costly = [planned(False, seed) for seed in range(3)], [planned(True, seed) for seed in range(3)]
+def test_the_eta_prices_evaluated_and_unevaluated_epochs_at_their_own_measured_rates():
+    # A grid like tune's: runs evaluated at the end only, and runs evaluated every epoch (10 epochs: the default schedule).
+    cheap = [planned(FINAL_ONLY, seed) for seed in range(3)]
+    costly = [planned(DEFAULT_SCHEDULE, seed) for seed in range(3)]
     eta = GridEta(cheap + costly)
     assert eta.remaining_seconds() is None  # nothing measured yet: no made-up number
-    for _ in range(10):
-        eta.epoch_done(cheap[0], 0.01)
+    for _ in range(9):
+        eta.epoch_done(cheap[0], 0.01)  # unevaluated epochs
+    assert abs(eta.remaining_seconds() - 51 * 0.01) < 1e-9  # evaluated epochs, unseen, priced at the seen kinds' mean
+    eta.epoch_done(cheap[0], 0.5)  # its last epoch is evaluated
     eta.run_ended(cheap[0])
-    assert abs(eta.remaining_seconds() - 50 * 0.01) < 1e-9  # unseen kind priced at the seen kinds' mean
-    eta.epoch_done(costly[0], 0.5)
-    expected = 20 * 0.01 + 29 * 0.5
+    expected = 18 * 0.01 + 32 * 0.5  # two cheap runs: 9 + 9 unevaluated, 1 + 1 evaluated; three costly: 30 evaluated
     assert abs(eta.remaining_seconds() - expected) < 1e-9
-    # One rate for the whole grid (what the bar used before) would say: 39 epochs at (0.1 + 0.5) / 11.
-    assert expected > 5 * (39 * (0.1 + 0.5) / 11)
+    # One rate for the whole grid (what the bar used before) would say: 50 epochs at (9 * 0.01 + 0.5) / 10.
+    assert expected > 5 * (50 * (9 * 0.01 + 0.5) / 10)
 
 
 def test_out_of_memory_on_the_cpu_names_the_size_and_does_not_suggest_the_cpu():
