@@ -10,13 +10,16 @@ SMOKE_RESULTS ?= results/smoke
 DEVICE ?= auto
 RECIPES ?= mnist-1pct mnist-10-per-class mnist-full
 SCARCE ?= mnist-1pct mnist-10-per-class
+# Runs trained at once by each command (--jobs); empty: dba's default, the cores this process may use.
+JOBS ?=
+GRID_FLAGS = --results $(RESULTS) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
 
 .PHONY: install test test-cuda fuzz smoke paper-tables fair-comparison foundation bench bench-pipeline clean
 
-install:  ## create .venv and install dba with its test tools
+install:  ## create .venv and install dba with its test tools and Ray (--ray; the tests start a local cluster)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,ray]"
 	@echo "installed: run 'make test', then '$(DBA) --help'"
 
 test:  ## the test suite (CUDA tests skip themselves without a GPU)
@@ -35,8 +38,8 @@ smoke:  ## every recipe end to end with tiny epochs and one seed (CI); not a res
 	$(DBA) protocol mnist-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
 	$(DBA) table --results $(SMOKE_RESULTS) > /dev/null
 
-paper-tables:  ## the full protocol: all recipes (incl. tuned methods), tuning, ablation, protocol diagnostics, tables, figures (resumable)
-	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; done
+paper-tables:  ## the full protocol: all recipes (incl. tuned methods), tuning, ablation, protocol diagnostics, tables, figures (resumable; JOBS=N runs at once)
+	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe $(GRID_FLAGS) || exit $$?; done
 	@$(MAKE) --no-print-directory fair-comparison
 	@$(MAKE) --no-print-directory foundation
 	$(DBA) table --results $(RESULTS) > /dev/null
@@ -44,9 +47,9 @@ paper-tables:  ## the full protocol: all recipes (incl. tuned methods), tuning, 
 
 fair-comparison:  ## on the data-scarce recipes: dba tune, dba ablate, dba protocol (results/tune/, ablation.md, protocol.md)
 	@for recipe in $(SCARCE); do \
-		$(DBA) tune $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; \
-		$(DBA) ablate $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; \
-		$(DBA) protocol $$recipe --results $(RESULTS) --device $(DEVICE) || exit $$?; \
+		$(DBA) tune $$recipe $(GRID_FLAGS) || exit $$?; \
+		$(DBA) ablate $$recipe $(GRID_FLAGS) || exit $$?; \
+		$(DBA) protocol $$recipe $(GRID_FLAGS) || exit $$?; \
 	done
 
 foundation:  ## the README's first SGD/Adam baselines (seed 0, batch 32, 200 epochs, default lr) into RESULTS/foundation/

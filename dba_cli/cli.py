@@ -98,6 +98,25 @@ THREADS_HELP = (
     "result); for speed run several runs at once rather than more threads per run."
 )
 ThreadsOption = Annotated[int, typer.Option("--threads", min=1, help=THREADS_HELP)]
+JobsOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--jobs", min=1, envvar="DBA_JOBS",
+        help="Runs trained at once, each in its own worker process. Default: the cores this process may use, "
+        "divided by --threads. Each run's result file is the same as with --jobs 1. With --device cuda the runs share the GPU.",
+        show_default=False,
+    ),
+]
+RayOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray", envvar="DBA_RAY_ADDRESS", metavar="ADDRESS",
+        help="Train the runs as tasks on a Ray cluster: its address (HOST:PORT of the head node) or 'auto' "
+        "(the cluster this machine belongs to). Needs pip install 'dba-cli[ray]' here and on the workers. "
+        "Results are written here, by this process; --jobs then caps the runs in flight (default: the cluster's CPUs / --threads).",
+        show_default=False,
+    ),
+]
 
 
 @contextmanager
@@ -118,6 +137,9 @@ def user_errors() -> Iterator[None]:
     except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if type(exc).__name__ == "RunsFailed":  # reproduce.RunsFailed (not imported here: it would load torch)
+            err.print(f"[bold red]failed:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
         from .devices import out_of_memory_message
 
         message = out_of_memory_message(exc)
@@ -430,6 +452,8 @@ def reproduce(
     keep_stale: KeepStaleOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = 1,
+    jobs: JobsOption = None,
+    ray: RayOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Run every method x seed of a recipe; finished runs are kept and skipped on a rerun.
@@ -448,7 +472,8 @@ def reproduce(
         results_dir = results_folder(results, smoke)
         show_notes([note for planned in runs for note in run_notes(planned.config)])
         plan = run_grid(
-            "", lambda mnist, dev, rep: run_recipe(runs, mnist, dev, results_dir, overwrite, rep, keep_stale=keep_stale), device, data_dir, results_dir, threads
+            "", lambda mnist, dev, rep, runner: run_recipe(runs, mnist, dev, results_dir, overwrite, rep, keep_stale=keep_stale, runner=runner),
+            device, data_dir, results_dir, threads, jobs, ray,
         )
         busy = f", {len(plan.busy)} left to another dba process (rerun when it ends)" if plan.busy else ""
         typer.echo(
@@ -462,23 +487,54 @@ def results_folder(results: Path | None, smoke: bool) -> Path:
     return results or Path("results/smoke" if smoke else "results")
 
 
-def run_grid(label: str, runs_fn, device: str, data_dir: Path | None, results_dir: Path, threads: int):
-    """Shared by reproduce/tune/ablate/protocol: load data, run with progress, turn Ctrl-C into a resumable stop."""
+def run_grid(
+    label: str, runs_fn, device: str, data_dir: Path | None, results_dir: Path, threads: int,
+    jobs: int | None = None, ray: str | None = None,
+):
+    """Shared by reproduce/tune/ablate/protocol: load data, pick the runner, run with progress, turn Ctrl-C into a resumable stop.
+
+    `runs_fn(mnist, device, reporter, runner)` does the work; the runner is
+    this process (--jobs 1), a local worker pool, or a Ray cluster (parallel.py).
+    """
     from .data.mnist import load_mnist
     from .devices import resolve_device, set_threads
 
     torch_device = resolve_device(device)
     set_threads(threads)
     mnist = load_mnist(data_dir)
+    runner = make_runner(jobs, ray, threads, torch_device, mnist)
     try:
-        with make_progress() as progress:
-            return runs_fn(mnist, torch_device, RichReporter(progress))
+        try:
+            with make_progress() as progress:
+                outcome = runs_fn(mnist, torch_device, RichReporter(progress, runner.slots), runner)
+        except BaseException:
+            runner.stop()  # at once: no worker outlives an interrupted or failed command
+            raise
+        runner.shutdown()
+        return outcome
     except KeyboardInterrupt:
         err.print(
             f"[yellow]Interrupted.[/] Finished {label + ' ' if label else ''}runs are kept in {results_dir}; "
-            "the interrupted run left no result file. Rerun the same command to continue (it resumes from its last checkpoint)."
+            "runs in progress left no result file. Rerun the same command to continue (they resume from their last checkpoints)."
         )
         raise typer.Exit(code=130) from None
+
+
+def make_runner(jobs: int | None, ray: str | None, threads: int, device, mnist):
+    """--ray: a Ray cluster; else --jobs local workers (default: cores / threads), or this process for one job."""
+    from .parallel import InProcessRunner, PoolRunner, default_jobs, oversubscription_note
+
+    if ray:
+        from .ray_runner import RayRunner
+
+        return RayRunner(ray, threads, device, jobs)
+    jobs = jobs or default_jobs(threads)
+    note = oversubscription_note(jobs, threads)
+    if note:
+        err.print(f"[cyan]note:[/] {note}", highlight=False)
+    if jobs == 1:
+        return InProcessRunner(mnist, device)
+    return PoolRunner(jobs, threads, device, mnist.source)
 
 
 RecipeArgument = Annotated[str, typer.Argument(help="Recipe name (mnist-1pct, mnist-10-per-class, ...) or path to a YAML file.")]
@@ -497,6 +553,8 @@ def tune(
     keep_stale: KeepStaleOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = 1,
+    jobs: JobsOption = None,
+    ray: RayOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Choose each method's setting on a validation split (same lr grid for all), then rerun it on the recipe's seeds.
@@ -514,8 +572,8 @@ def tune(
         results_dir = results_folder(results, smoke)
         command = f"dba tune {recipe}" + (" --smoke" if smoke else "")
         outcome = run_grid(
-            "tuning", lambda mnist, dev, rep: run_tune(loaded, mnist, dev, results_dir, command, smoke, overwrite, rep, keep_stale),
-            device, data_dir, results_dir, threads,
+            "tuning", lambda mnist, dev, rep, runner: run_tune(loaded, mnist, dev, results_dir, command, smoke, overwrite, rep, keep_stale, runner),
+            device, data_dir, results_dir, threads, jobs, ray,
         )
         for family, entry in outcome.chosen.items():
             typer.echo(f"{family}-tuned: {describe(entry.candidate.spec)} (validation {entry.val_mean:.2f}%)")
@@ -534,6 +592,8 @@ def ablate(
     keep_stale: KeepStaleOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = 1,
+    jobs: JobsOption = None,
+    ray: RayOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Train every combination of the recipe's ablation grid (metric, direction, min_size, reduction, base).
@@ -550,8 +610,8 @@ def ablate(
         results_dir = results_folder(results, smoke)
         runs = ablation_runs(loaded, smoke, seeds)
         plan = run_grid(
-            "ablation", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True, keep_stale=keep_stale),
-            device, data_dir, results_dir, threads,
+            "ablation", lambda mnist, dev, rep, runner: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True, keep_stale=keep_stale, runner=runner),
+            device, data_dir, results_dir, threads, jobs, ray,
         )
         with warnings_shown():
             path, _ = write_ablation_table(results_dir)
@@ -567,6 +627,8 @@ def protocol(
     keep_stale: KeepStaleOption = False,
     device: DeviceOption = "auto",
     threads: ThreadsOption = 1,
+    jobs: JobsOption = None,
+    ray: RayOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Diagnostics: how a fresh subset per epoch, a best-on-test epoch, a uniform draw or another width move the tuned methods.
@@ -583,8 +645,8 @@ def protocol(
         results_dir = results_folder(results, smoke)
         runs = default_runs(loaded, smoke) + protocol_runs(loaded, smoke)
         plan = run_grid(
-            "protocol", lambda mnist, dev, rep: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True, keep_stale=keep_stale),
-            device, data_dir, results_dir, threads,
+            "protocol", lambda mnist, dev, rep, runner: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True, keep_stale=keep_stale, runner=runner),
+            device, data_dir, results_dir, threads, jobs, ray,
         )
         with warnings_shown():
             path, _ = write_protocol_table(results_dir, recipes_for_table(results_dir, loaded, smoke), smoke)

@@ -93,12 +93,14 @@ class RichReporter:
     of each run kind), not from an average over epochs of different cost.
     """
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, slots: int = 1) -> None:
         self.progress = progress
+        self.slots = slots  # runs trained at once: the time left is the work left shared among them
         self.overall = None
         self.current: dict[str, object] = {}
         self.started: dict[str, float] = {}
         self.eta = GridEta([])
+        self.runs_left = 0
 
     def plan(self, todo, skipped, damaged) -> None:
         for path in damaged:
@@ -106,6 +108,7 @@ class RichReporter:
         if skipped:
             err.print(f"{len(skipped)} run(s) already finished, skipped.")
         self.eta = GridEta(todo)
+        self.runs_left = len(todo)
         total = sum(planned.config.epochs for planned in todo)
         self.overall = self.progress.add_task(
             f"all: {len(todo)} run(s)", total=total or 1, status="", unit="epochs", left=None
@@ -120,18 +123,30 @@ class RichReporter:
         err.print(f"[yellow]stale:[/] {len(stale)} finished run(s) are not current ({escape(listed)}); {action}.", highlight=False)
 
     def run_started(self, planned) -> None:
+        retried = self.current.pop(planned.key, None)  # rerun after its worker died: its bar starts again
+        if retried is not None:
+            done = self.progress.tasks[self.progress.task_ids.index(retried)].completed
+            self.progress.remove_task(retried)
+            self.progress.update(self.overall, advance=-done)
         self.started[planned.key] = time.perf_counter()
         self.current[planned.key] = self.progress.add_task(
             run_label(planned), total=planned.config.epochs, status="", unit="epochs"
         )
 
     def epoch_done(self, planned, record) -> None:
+        if planned.key not in self.current:  # a worker's last epoch arriving after its run was written
+            return
         status = f"loss {record.train_loss:.4f}"
         if record.test_accuracy is not None:
             status += f"  test acc {record.test_accuracy:.2f}%"
         self.eta.epoch_done(planned, record.train_seconds + record.eval_seconds)
         self.progress.update(self.current[planned.key], advance=1, status=status)
-        self.progress.update(self.overall, advance=1, left=self.eta.remaining_seconds())
+        self.progress.update(self.overall, advance=1, left=self.left())
+
+    def left(self) -> float | None:
+        """Seconds left: the work left, shared among the runs that train at once (as many as there are slots and runs)."""
+        remaining = self.eta.remaining_seconds()
+        return None if remaining is None else remaining / max(1, min(self.slots, self.runs_left))
 
     def end(self, planned) -> None:
         """A run leaves the grid: its bar goes, the overall bar counts all its epochs as done."""
@@ -141,7 +156,8 @@ class RichReporter:
             done = self.progress.tasks[self.progress.task_ids.index(task)].completed
             self.progress.remove_task(task)
         self.eta.run_ended(planned)
-        self.progress.update(self.overall, advance=planned.config.epochs - done, left=self.eta.remaining_seconds())
+        self.runs_left = max(0, self.runs_left - 1)
+        self.progress.update(self.overall, advance=planned.config.epochs - done, left=self.left())
 
     def run_busy(self, planned) -> None:
         """Not counted as done: a grid that waits for busy runs comes back to it."""
@@ -153,6 +169,14 @@ class RichReporter:
     def run_skipped(self, planned) -> None:
         self.end(planned)
         err.print(f"skipped: {run_label(planned)} was finished by another dba process.")
+
+    def run_failed(self, planned, summary: str, traceback_path) -> None:
+        self.started.pop(planned.key, None)
+        self.end(planned)
+        err.print(
+            f"[bold red]failed:[/] {run_label(planned)}: {escape(summary)} (traceback: {escape(str(traceback_path))}); "
+            "the other runs go on.", highlight=False,
+        )
 
     def run_finished(self, planned, document) -> None:
         wall = time.perf_counter() - self.started.pop(planned.key, time.perf_counter())

@@ -12,10 +12,14 @@ import fcntl
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -24,6 +28,7 @@ from .checkpoint import checkpoint_path
 from .errors import ConfigError, ResultsNotWritable
 from .code_version import code_version, source_hash
 from .io import finished_runs_kept, write_text_atomic
+from .parallel import InProcessRunner, Runner, RunFailed
 from .provenance import device_description
 from .recipes import PlannedRun, result_path
 from .results import SCHEMA_VERSION, code_label, encode_result, read_result
@@ -50,6 +55,9 @@ class Reporter:
 
     def run_skipped(self, planned: PlannedRun) -> None: ...
 
+    def run_failed(self, planned: PlannedRun, summary: str, traceback_path: Path) -> None:
+        """The run crashed (not a user error); its traceback is at `traceback_path`, the grid goes on."""
+
 
 @dataclass
 class Plan:
@@ -59,6 +67,7 @@ class Plan:
     busy: list[PlannedRun] = field(default_factory=list)  # being trained by another process right now
     done: list[PlannedRun] = field(default_factory=list)  # trained and written by this call
     stale: dict[Path, str] = field(default_factory=dict)  # finished but not current: path -> why (rerun, or kept)
+    failed: list[tuple[PlannedRun, Path]] = field(default_factory=list)  # crashed runs and their saved tracebacks
 
 
 class Currency:
@@ -195,8 +204,13 @@ def reproduce(
     reporter: Reporter | None = None,
     wait_for_busy: bool = False,
     keep_stale: bool = False,
+    runner: Runner | None = None,
 ) -> Plan:
     """Run every planned run not already finished; each result is written as soon as it ends.
+
+    `runner` trains the runs (`parallel.py`): in this process one at a time
+    (the default), in a pool of local workers, or on a Ray cluster; results
+    are written here either way, atomically, so that the files are the same.
 
     Safe to run twice at once on the same folder: each run is taken under its
     own lock, so a run another process is training is left to it (reported as
@@ -206,51 +220,160 @@ def reproduce(
     like `dba tune`, need them all. A killed run resumes from its last checkpoint.
 
     A finished run made by other training code is stale: it is rerun (the
-    reporter says how many and why), or kept with `keep_stale`.
+    reporter says how many and why), or kept with `keep_stale`. A run that
+    crashes (not a user error) is reported as failed with its traceback saved
+    beside its result; the others go on, and `RunsFailed` is raised at the end.
     """
     reporter = reporter or Reporter()
+    runner = runner or InProcessRunner(mnist, device)
     currency = Currency(mnist)
     plan = make_plan(runs, results_dir, overwrite, keep_stale, currency)
     check_writable(results_dir, len(plan.todo))
     reporter.plan(plan.todo, plan.skipped, plan.damaged)
     if plan.stale:
         reporter.stale(plan.stale, keep_stale)
-    for planned in plan.todo:
-        run_one(planned, plan, mnist, device, results_dir, reporter, currency, wait=False)
+    execute(plan.todo, plan, results_dir, reporter, currency, runner, wait=False)
     if wait_for_busy:
-        for planned in list(plan.busy):
-            plan.busy.remove(planned)
-            run_one(planned, plan, mnist, device, results_dir, reporter, currency, wait=True)
+        busy, plan.busy = plan.busy, []
+        execute(busy, plan, results_dir, reporter, currency, runner, wait=True)
+    if plan.failed:
+        raise RunsFailed(plan.failed)
     return plan
 
 
-def run_one(
-    planned: PlannedRun, plan: Plan, mnist: MNIST, device: torch.device, results_dir: Path, reporter: Reporter,
-    currency: Currency, wait: bool,
+class RunsFailed(Exception):
+    """Some runs crashed (their tracebacks are saved beside their results); every other run finished."""
+
+    def __init__(self, failed: list[tuple[PlannedRun, Path]]) -> None:
+        self.failed = failed
+        listed = "; ".join(f"{planned.key} (traceback: {path})" for planned, path in failed[:5])
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        super().__init__(
+            f"{len(failed)} run(s) failed: {listed}{more}. The other runs finished and are kept; "
+            "rerunning the same command retries the failed ones."
+        )
+
+
+def execute(
+    todo: list[PlannedRun], plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, runner: Runner,
+    wait: bool,
 ) -> None:
-    """Take the run's lock (or wait for it), then skip, resume or train it."""
+    """Keep up to `runner.slots` runs in flight: lock each, hand it to the runner, write what comes back.
+
+    The lock is held here, in the process that writes the result, for as long
+    as the run trains; a worker that dies leaves no lock behind (the kernel
+    drops it with this process, or `finish` releases it). A worker that dies
+    outright breaks a process pool and fails every run in flight with it: those
+    runs are rerun one at a time, so that only the run that kills its worker
+    again is reported as failed. Ctrl-C, SIGTERM or a user error stops the
+    runner's workers at once (runs in flight keep their last checkpoint) and
+    is raised again.
+    """
+    by_key = {planned.key: planned for planned in todo}
+    runner.open(lambda key, record: reporter.epoch_done(by_key[key], record) if key in by_key else None)
+    pending = list(reversed(todo))
+    in_flight: dict[Future, tuple[PlannedRun, BinaryIO]] = {}
+    suspects: list[PlannedRun] = []  # in flight when a worker died: each is rerun alone to find the one that kills it
+    alone: str | None = None  # the suspect now running by itself
+    interrupted = True
+    try:
+        while pending or in_flight or suspects:
+            if suspects and not in_flight:
+                planned = suspects.pop(0)
+                started = start_run(planned, plan, results_dir, reporter, currency, runner, wait)
+                if started is not None:
+                    in_flight[started[0]] = (planned, started[1])
+                    alone = planned.key
+            while pending and not suspects and alone is None and len(in_flight) < runner.slots:
+                planned = pending.pop()
+                started = start_run(planned, plan, results_dir, reporter, currency, runner, wait)
+                if started is not None:
+                    in_flight[started[0]] = (planned, started[1])
+            if not in_flight:
+                continue
+            done, _ = wait_futures(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+            runner.poll()
+            for future in done:
+                planned, lock = in_flight.pop(future)
+                was_alone, alone = alone == planned.key, (None if alone == planned.key else alone)
+                try:
+                    document = future.result()
+                except BrokenProcessPool:  # a worker died outright and took the pool (and its runs) down
+                    release_lock(lock)
+                    if not was_alone:
+                        suspects.append(planned)
+                        continue
+                    fail_run(planned, plan, results_dir, reporter, RunFailed(
+                        "the worker process training it died (killed, or crashed outside Python), also when run alone"
+                    ))
+                except RunFailed as failure:
+                    release_lock(lock)
+                    fail_run(planned, plan, results_dir, reporter, failure)
+                else:
+                    finish_run(planned, plan, results_dir, reporter, document, lock)
+        interrupted = False
+    finally:
+        if interrupted:
+            runner.stop()
+        for _, lock in in_flight.values():
+            release_lock(lock)
+
+
+def start_run(
+    planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, runner: Runner,
+    wait: bool,
+) -> tuple[Future, BinaryIO] | None:
+    """Take the run's lock (or wait for it), then skip it or hand it to the runner (resuming its checkpoint)."""
     path = result_path(results_dir, planned.key)
-    with run_lock(results_dir, planned.key, wait) as held:
-        if not held:
-            plan.busy.append(planned)
-            reporter.run_busy(planned)
-            return
-        if finished_with(path, planned, currency):  # another process finished it while we waited our turn
-            remove_lock(results_dir, planned.key)
-            plan.skipped.append(planned)
-            reporter.run_skipped(planned)
-            return
-        remove_stale_temporaries(path)
-        if checkpoint_path(path).exists():
-            reporter.run_resuming(planned)
-        reporter.run_started(planned)
-        document = run_document(planned, mnist, device, reporter, checkpoint_path(path))
+    lock = take_lock(results_dir, planned.key, wait)
+    if lock is None:
+        plan.busy.append(planned)
+        reporter.run_busy(planned)
+        return None
+    if finished_with(path, planned, currency):  # another process finished it while we waited our turn
+        remove_lock(results_dir, planned.key)
+        release_lock(lock)
+        plan.skipped.append(planned)
+        reporter.run_skipped(planned)
+        return None
+    remove_stale_temporaries(path)
+    checkpoint = checkpoint_path(path) if runner.shares_files else None
+    if checkpoint is not None and checkpoint.exists():
+        reporter.run_resuming(planned)
+    reporter.run_started(planned)
+    try:
+        return runner.submit(planned, checkpoint), lock
+    except BaseException:
+        release_lock(lock)
+        raise
+
+
+def finish_run(planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Reporter, document: dict, lock: BinaryIO) -> None:
+    """Write the run's result atomically, then drop its checkpoint, failure report and lock."""
+    path = result_path(results_dir, planned.key)
+    try:
         with finished_runs_kept(path):
             write_text_atomic(path, encode_result(document))
         checkpoint_path(path).unlink(missing_ok=True)
+        failure_path(path).unlink(missing_ok=True)
         remove_lock(results_dir, planned.key)
-        plan.done.append(planned)
-        reporter.run_finished(planned, document)
+    finally:
+        release_lock(lock)
+    plan.done.append(planned)
+    reporter.run_finished(planned, document)
+
+
+def fail_run(planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Reporter, failure: RunFailed) -> None:
+    """Save the crashed run's traceback beside where its result would be, and tell the reporter."""
+    path = failure_path(result_path(results_dir, planned.key))
+    write_text_atomic(path, failure.details)
+    plan.failed.append((planned, path))
+    reporter.run_failed(planned, failure.summary, path)
+
+
+def failure_path(path: Path) -> Path:
+    """seed-3.json -> seed-3.failed.txt: the traceback of the last failed attempt (removed when the run finishes)."""
+    return path.with_name(path.stem + ".failed.txt")
 
 
 def finished_with(path: Path, planned: PlannedRun, currency: Currency) -> bool:
@@ -302,26 +425,42 @@ def check_writable(results_dir: Path, todo: int) -> None:
         )
 
 
-@contextmanager
-def run_lock(results_dir: Path, key: str, wait: bool = False) -> Iterator[bool]:
-    """An exclusive lock for one run; yields whether we hold it (always, with `wait`).
+def take_lock(results_dir: Path, key: str, wait: bool = False) -> BinaryIO | None:
+    """An exclusive lock for one run: its open lock file, or None if another process holds it (never, with `wait`).
 
     An OS lock (flock) on results/.locks/<key>.lock: released by the kernel
     when the process dies, even by kill -9, so a crash never leaves a run
-    locked forever.
+    locked forever. Release it with `release_lock`.
     """
     path = lock_path(results_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    handle = open(path, "a+b")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        handle.close()
+        return None
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def release_lock(handle: BinaryIO) -> None:
+    if not handle.closed:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+
+@contextmanager
+def run_lock(results_dir: Path, key: str, wait: bool = False) -> Iterator[bool]:
+    """`take_lock` as a context: yields whether we hold the run's lock (always, with `wait`)."""
+    handle = take_lock(results_dir, key, wait)
+    try:
+        yield handle is not None
+    finally:
+        if handle is not None:
+            release_lock(handle)
 
 
 def remove_lock(results_dir: Path, key: str) -> None:

@@ -237,6 +237,7 @@ def tune(
     overwrite: bool = False,
     reporter=None,
     keep_stale: bool = False,
+    runner=None,
 ) -> TuneOutcome:
     """Run the grid (finished candidates are kept), choose on validation, rerun the choices on the reported seeds.
 
@@ -248,7 +249,7 @@ def tune(
 
     grid = candidates(recipe)
     runs = candidate_runs(recipe, grid, smoke)
-    reproduce(runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True, keep_stale=keep_stale)  # the choice needs every candidate
+    reproduce(runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True, keep_stale=keep_stale, runner=runner)  # the choice needs every candidate
     scored = score(grid, runs, results_dir)
     chosen = choose(scored)
     methods = tuned_methods(chosen)
@@ -256,7 +257,7 @@ def tune(
     chosen_path = folder / "chosen.yaml"
     write_text_atomic(chosen_path, chosen_yaml(recipe, methods, command))
     finals_runs = tuned_runs(recipe, methods, smoke=smoke)
-    reproduce(finals_runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True, keep_stale=keep_stale)
+    reproduce(finals_runs, mnist, device, results_dir, overwrite, reporter, wait_for_busy=True, keep_stale=keep_stale, runner=runner)
     finals: dict[str, list[float]] = {}
     for planned, document in stored_results(results_dir, finals_runs):
         finals.setdefault(planned.method_name, []).append(document["final_test_accuracy"])

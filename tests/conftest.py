@@ -18,8 +18,10 @@ def mnist(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
-    """Never touch the user's real cache from tests."""
+    """Never touch the user's real cache from tests; one run at a time unless a test asks for --jobs."""
     monkeypatch.setenv("DBA_CACHE_DIR", str(tmp_path / "dba-cache"))
+    monkeypatch.setenv("DBA_JOBS", "1")  # the default (all cores) spawns workers: tests of --jobs say so
+    monkeypatch.delenv("DBA_RAY_ADDRESS", raising=False)
 
 
 def pytest_collection_modifyitems(config, items):

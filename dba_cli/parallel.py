@@ -1,0 +1,276 @@
+"""Where runs train: in this process, in a local pool of worker processes, or (ray_runner.py) on a Ray cluster.
+
+`reproduce` plans a grid, takes each run's lock and writes each result; a
+*runner* only trains: `submit(planned, checkpoint)` returns a
+`concurrent.futures.Future` of the run's result document. The same scheduling
+loop (`reproduce.execute`) therefore drives one run at a time, N local workers,
+or a cluster, and a run's file is the same whichever trained it (at the same
+threads per run): the worker builds the document with the same
+`reproduce.run_document` a serial run uses.
+
+The local pool is `concurrent.futures.ProcessPoolExecutor` with the *spawn*
+start method (a fresh interpreter per worker: no forked torch or CUDA state).
+Workers ignore SIGINT (Ctrl-C reaches the whole process group; the parent
+decides), die with the parent even on `kill -9` (Linux `PR_SET_PDEATHSIG`),
+report each finished epoch to the parent's display through one queue, and
+write checkpoints beside the results as a serial run does, so an interrupted
+grid resumes every run in flight.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import queue
+import signal
+import traceback
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Callable, Protocol
+
+import torch
+
+from .errors import ConfigError, DBAError, DeviceError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .data.mnist import MNIST
+    from .recipes import PlannedRun
+    from .train import EpochRecord
+
+OnEpoch = Callable[[str, "EpochRecord"], None]  # run key, its epoch record
+
+
+class RunFailed(Exception):
+    """A run crashed in its worker (a bug or a dead worker, not a user error); `details` is the traceback."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self.details = details
+
+    @property
+    def summary(self) -> str:
+        """The traceback's last line: the exception itself."""
+        lines = [line for line in self.details.strip().splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "unknown failure"
+
+
+class Runner(Protocol):
+    """Trains planned runs; see the module docstring."""
+
+    slots: int  # runs in flight at once
+    shares_files: bool  # workers see the results folder (checkpoints are written and resumed there)
+
+    def open(self, on_epoch: OnEpoch) -> None: ...
+
+    def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future: ...
+
+    def poll(self) -> None:
+        """Deliver the epoch records that arrived since the last call to `on_epoch`."""
+
+    def stop(self) -> None:
+        """At once: Ctrl-C, SIGTERM or a user error; runs in flight are abandoned (their checkpoints stay)."""
+
+    def shutdown(self) -> None:
+        """After the last grid: release the workers (a runner serves several grids, e.g. tuning's two)."""
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which containers and `taskset` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_jobs(threads: int) -> int:
+    """As many runs at once as fit the available cores at `threads` torch threads each (at least one)."""
+    return max(1, available_cores() // threads)
+
+
+def oversubscription_note(jobs: int, threads: int) -> str | None:
+    cores = available_cores()
+    if jobs * threads <= cores:
+        return None
+    return (
+        f"--jobs {jobs} x --threads {threads} = {jobs * threads} threads on {cores} available core(s): "
+        "runs will slow each other down (results are unchanged)."
+    )
+
+
+def failure_from(exc: BaseException) -> BaseException:
+    """What a crashed run raises to the parent: user errors as they are, the rest as RunFailed with the traceback."""
+    if isinstance(exc, DBAError):
+        return exc
+    from .devices import out_of_memory_message
+
+    message = out_of_memory_message(exc)
+    if message is not None:
+        return DeviceError(message)
+    return RunFailed("".join(traceback.format_exception(exc)))
+
+
+class InProcessRunner:
+    """One run at a time, in this process: epochs reach the display as they end."""
+
+    slots = 1
+    shares_files = True
+
+    def __init__(self, mnist: MNIST, device: torch.device) -> None:
+        self.mnist = mnist
+        self.device = device
+        self.on_epoch: OnEpoch = lambda key, record: None
+
+    def open(self, on_epoch: OnEpoch) -> None:
+        self.on_epoch = on_epoch
+
+    def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future:
+        from .reproduce import run_document
+
+        future: Future = Future()
+        try:
+            future.set_result(run_document(planned, self.mnist, self.device, EpochForwarder(self.on_epoch), checkpoint))
+        except Exception as exc:  # noqa: BLE001 - reported as this run's failure; KeyboardInterrupt passes
+            future.set_exception(failure_from(exc))
+        return future
+
+    def poll(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+class EpochForwarder:
+    """The `Reporter` a run trains with outside the display's reach: it only forwards epoch records."""
+
+    def __init__(self, send: OnEpoch) -> None:
+        self.send = send
+
+    def epoch_done(self, planned: PlannedRun, record: EpochRecord) -> None:
+        self.send(planned.key, record)
+
+
+class PoolRunner:
+    """`jobs` worker processes on this machine (spawned), each training one run at a time.
+
+    A worker that dies outright (killed, segfault) breaks the pool: its runs'
+    futures fail with BrokenProcessPool and the next `submit` starts a new pool.
+    """
+
+    shares_files = True
+
+    def __init__(self, jobs: int, threads: int, device: torch.device, data_dir: str | None) -> None:
+        if jobs < 1:
+            raise ConfigError(f"--jobs: {jobs} must be at least 1.")
+        self.slots = jobs
+        self.threads = threads
+        self.device = device
+        self.data_dir = data_dir
+        self.context = multiprocessing.get_context("spawn")
+        self.events = self.context.Queue()
+        self.executor: ProcessPoolExecutor | None = None
+        self.on_epoch: OnEpoch = lambda key, record: None
+
+    def open(self, on_epoch: OnEpoch) -> None:
+        self.on_epoch = on_epoch
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self.executor is None:
+            self.executor = ProcessPoolExecutor(
+                max_workers=self.slots, mp_context=self.context, initializer=start_worker,
+                initargs=(os.getpid(), self.events, self.threads, str(self.device), self.data_dir),
+            )
+        return self.executor
+
+    def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future:
+        try:
+            return self._executor().submit(train_in_worker, planned, checkpoint)
+        except BrokenProcessPool:  # a worker died earlier: start a fresh pool for the runs still to do
+            self.stop()
+            return self._executor().submit(train_in_worker, planned, checkpoint)
+
+    def poll(self) -> None:
+        while True:
+            try:
+                key, record = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self.on_epoch(key, record)
+
+    def shutdown(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+            self.executor = None
+        self.poll()
+
+    def __enter__(self) -> PoolRunner:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if exc_info[0] is None:
+            self.shutdown()
+        else:
+            self.stop()
+
+    def stop(self) -> None:
+        """Terminate this pool's workers by their process ids (SIGTERM, then SIGKILL after 5 s); no waiting on runs."""
+        if self.executor is None:
+            return
+        workers = multiprocessing.active_children()  # this process's children: the pool's workers
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
+        for process in workers:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+        self.executor = None
+
+
+# --- inside a worker process ---
+
+PR_SET_PDEATHSIG = 1
+WORKER: dict = {}  # this worker process's data, device and event queue (set once by start_worker)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (even by kill -9), so no worker outlives it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def start_worker(parent_pid: int, events, threads: int, device: str, data_dir: str | None) -> None:
+    """A worker's setup: its signals, its thread count, and its own verified copy of the data."""
+    from .data.mnist import load_mnist
+    from .devices import set_threads
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    die_with_parent(parent_pid)
+    set_threads(threads)
+    WORKER.update(events=events, device=torch.device(device), mnist=load_mnist(data_dir))
+
+
+def train_in_worker(planned: PlannedRun, checkpoint: Path | None) -> dict:
+    """One run in a worker: its epochs go to the parent's queue, its document is returned."""
+    from .reproduce import run_document
+
+    events = WORKER["events"]
+    try:
+        return run_document(
+            planned, WORKER["mnist"], WORKER["device"], EpochForwarder(lambda key, record: events.put((key, record))), checkpoint
+        )
+    except Exception as exc:  # noqa: BLE001 - sent to the parent as this run's failure
+        raise failure_from(exc) from None
