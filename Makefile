@@ -10,11 +10,12 @@ SMOKE_RESULTS ?= results/smoke
 DEVICE ?= auto
 RECIPES ?= mnist-1pct mnist-10-per-class mnist-full
 SCARCE ?= mnist-1pct mnist-10-per-class
+CONVERGE ?= mnist-full
 # Runs trained at once by each command (--jobs); empty: dba's default, the cores this process may use.
 JOBS ?=
 GRID_FLAGS = --results $(RESULTS) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: install test test-cuda fuzz smoke paper-tables fair-comparison foundation bench bench-pipeline clean
+.PHONY: install test test-cuda fuzz smoke paper-tables fair-comparison convergence foundation bench bench-pipeline clean
 
 install:  ## create .venv and install dba with its test tools and Ray (--ray; the tests start a local cluster)
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,7 @@ paper-tables:  ## the full protocol: all recipes (incl. tuned methods), tuning, 
 	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe $(GRID_FLAGS) || exit $$?; done
 	@$(MAKE) --no-print-directory fair-comparison
 	@$(MAKE) --no-print-directory foundation
+	@$(MAKE) --no-print-directory convergence
 	$(DBA) table --results $(RESULTS) > /dev/null
 	$(DBA) plot --results $(RESULTS)
 
@@ -51,6 +53,9 @@ fair-comparison:  ## on the data-scarce recipes: dba tune, dba ablate, dba proto
 		$(DBA) ablate $$recipe $(GRID_FLAGS) || exit $$?; \
 		$(DBA) protocol $$recipe $(GRID_FLAGS) || exit $$?; \
 	done
+
+convergence:  ## dba converge: time to a validation target on full MNIST, every method tuned for it (results/convergence/)
+	@for recipe in $(CONVERGE); do $(DBA) converge $$recipe $(GRID_FLAGS) || exit $$?; done
 
 foundation:  ## the README's first SGD/Adam baselines (seed 0, batch 32, 200 epochs, default lr) into RESULTS/foundation/
 	@mkdir -p $(RESULTS)/foundation

@@ -654,6 +654,48 @@ def protocol(
 
 
 @app.command()
+def converge(
+    recipe: RecipeArgument,
+    smoke: SmokeOption = False,
+    results: ResultsOption = None,
+    overwrite: OverwriteOption = False,
+    keep_stale: KeepStaleOption = False,
+    device: DeviceOption = "auto",
+    threads: ThreadsOption = 1,
+    jobs: JobsOption = None,
+    ray: RayOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Time to target: tune every method for steps to the recipe's validation targets, then time them on the reported seeds.
+
+    Needs the recipe's `convergence:` section (targets, epoch budget, grids; see recipes/mnist-full.yaml). Every
+    family (SGD, SGD with momentum, Adam, DBA over each base and selection setting) gets the same number of learning
+    rates; candidates train on tuning seeds and are ranked by median steps to the last target. Writes
+    RESULTS/convergence/RECIPE.md (the table and the paired DBA - fastest baseline intervals in steps and seconds),
+    RESULTS/convergence/RECIPE-tuning.md (every candidate) and, with `dba plot`, the convergence figure.
+    Finished runs are kept: rerunning continues where it stopped.
+    """
+    from .convergence import converge as run_converge
+    from .convergence import convergence_spec, describe
+    from .recipes import load_recipe
+
+    with user_errors():
+        loaded = load_recipe(recipe)
+        convergence_spec(loaded)  # before any data is loaded: a recipe without the section is one line
+        results_dir = results_folder(results, smoke)
+        command = f"dba converge {recipe}" + (" --smoke" if smoke else "")
+        with warnings_shown():
+            outcome = run_grid(
+                "convergence",
+                lambda mnist, dev, rep, runner: run_converge(loaded, mnist, dev, results_dir, command, smoke, overwrite, rep, keep_stale, runner),
+                device, data_dir, results_dir, threads, jobs, ray,
+            )
+        for family, candidate in outcome.chosen.items():
+            typer.echo(f"{family}-tuned: {describe(candidate)}")
+        typer.echo(f"wrote {outcome.report_path} and {outcome.tuning_path}")
+
+
+@app.command()
 def table(
     results: Annotated[Path, typer.Option(help="Results folder to read (and to write paper-tables.md/.csv into).")] = Path("results"),
     recipes: Annotated[

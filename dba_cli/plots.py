@@ -114,7 +114,62 @@ def build_figures(results_dir: Path, recipes: list[str] | None = None) -> dict[s
             dba_runs = {name: kept for name, documents in runs.items() if (kept := [d for d in documents if is_dba(d)])}
             if dba_runs:
                 figures[f"{recipe}-kept-subset"] = kept_figure(recipe, dba_runs, colours)
+        for recipe, runs in sorted(load_convergence_runs(results_dir, recipes).items()):
+            figures[f"{recipe}-convergence"] = convergence_figure(recipe, runs)
     return figures
+
+
+def load_convergence_runs(results_dir: Path, recipes: list[str] | None = None) -> dict[str, Runs]:
+    """`dba converge`'s reported runs (results/convergence/RECIPE/<family>-tuned/seed-K.json), per recipe, in family order."""
+    from .convergence import FAMILIES as CONVERGENCE_FAMILIES, GROUP
+
+    found: dict[str, Runs] = defaultdict(dict)
+    for path, document in finished_results(results_dir / GROUP, "*/*-tuned/seed-*.json"):
+        recipe = path.parent.parent.name
+        if recipes is None or recipe in recipes:
+            found[recipe].setdefault(path.parent.name, []).append(document)
+    order = [f"{family}-tuned" for family in CONVERGENCE_FAMILIES]
+    return {recipe: dict(sorted(runs.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+            for recipe, runs in found.items()}
+
+
+def convergence_figure(recipe: str, runs: Runs) -> Figure:
+    """Validation accuracy against training steps and against training seconds: mean over seeds, band min..max.
+
+    Seconds exclude evaluation; each seed's epochs sit at its own cumulative
+    training time, and the line joins the seeds' mean time and mean accuracy
+    per epoch (the band spans the seeds' accuracies). The recipe's targets are
+    drawn as horizontal lines.
+    """
+    fig = Figure(figsize=(WIDTH, 3.1), layout="constrained")
+    by_steps, by_seconds = fig.subplots(1, 2, sharey=True)
+    lines = []
+    for index, (name, documents) in enumerate(runs.items()):
+        colour = PALETTE[index % len(PALETTE)]
+        accuracy = per_epoch(documents, lambda epoch: epoch["val_accuracy"])
+        steps_per_epoch = math.ceil(documents[0]["subset_size"] / documents[0]["config"]["batch_size"])
+        steps = per_epoch(documents, lambda epoch: epoch["epoch"])[0] * steps_per_epoch
+        seconds = np.cumsum(per_epoch(documents, lambda epoch: epoch["train_seconds"]), axis=1).mean(axis=0)
+        mean, low, high = np.nanmean(accuracy, axis=0), np.nanmin(accuracy, axis=0), np.nanmax(accuracy, axis=0)
+        for ax, x in ((by_steps, steps), (by_seconds, seconds)):
+            (line,) = ax.plot(x, mean, color=colour, linestyle="--" if name.startswith("dba") else "-",
+                              label=f"{name} (n = {len(documents)})")
+            ax.fill_between(x, low, high, color=colour, alpha=0.15, linewidth=0)
+        lines.append(line)
+    known = packaged_recipe(recipe)
+    targets = known.convergence.targets if known is not None and known.convergence is not None else []
+    for ax, xlabel in ((by_steps, "training steps"), (by_seconds, "training seconds (evaluation excluded)")):
+        for target in targets:
+            ax.axhline(target, color="0.4", linewidth=0.8, linestyle=":")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    by_steps.set_ylabel("validation accuracy (%)")
+    if targets:  # zoom on the targets: the first epochs' low accuracies would squash the part that decides
+        by_steps.set_ylim(bottom=min(targets) - 3)
+    fig.suptitle(f"{recipe}: validation accuracy, every method tuned for time to target\n"
+                 f"line: mean over seeds; band: min–max over seeds; dotted: targets {', '.join(f'{t:g}%' for t in targets)}")
+    legend_below(fig, lines)
+    return fig
 
 
 def label(name: str, documents: list[dict], runs: Runs) -> str:

@@ -100,20 +100,64 @@ class TuneSpec(Strict):
 
     @model_validator(mode="after")
     def ranges_are_ordered(self) -> TuneSpec:
-        for optimizer, (low, high) in self.lr_range.items():
-            if not 0 < low <= high:
-                raise ValueError(f"lr_range.{optimizer}: need 0 < low <= high, got [{low}, {high}]")
+        check_ranges(self.lr_range)
         return self
 
     def lr_grid(self, optimizer: str) -> list[float]:
         """`lr_points` log-spaced learning rates from the optimizer's range, ends included."""
-        if optimizer not in self.lr_range:
-            raise ConfigError(f"tune.lr_range has no range for {optimizer}; add e.g. `{optimizer}: [0.001, 0.1]`.")
-        low, high = self.lr_range[optimizer]
-        if self.lr_points == 1:
-            return [low]
-        ratio = (high / low) ** (1 / (self.lr_points - 1))
-        return [float(f"{low * ratio**i:.4g}") for i in range(self.lr_points)]
+        return log_grid(self.lr_range, optimizer, self.lr_points, "tune")
+
+
+def check_ranges(ranges: dict[str, list[float]]) -> None:
+    """Every learning-rate range is [low, high] with 0 < low <= high (a pydantic validator's ValueError otherwise)."""
+    for name, (low, high) in ranges.items():
+        if not 0 < low <= high:
+            raise ValueError(f"lr_range.{name}: need 0 < low <= high, got [{low}, {high}]")
+
+
+def log_grid(ranges: dict[str, list[float]], name: str, points: int, section: str) -> list[float]:
+    """`points` log-spaced learning rates from `ranges[name]`, ends included (4 significant digits)."""
+    if name not in ranges:
+        raise ConfigError(f"{section}.lr_range has no range for {name}; add e.g. `{name}: [0.001, 0.1]`.")
+    low, high = ranges[name]
+    if points == 1:
+        return [low]
+    ratio = (high / low) ** (1 / (points - 1))
+    return [float(f"{low * ratio**i:.4g}") for i in range(points)]
+
+
+Percent = Annotated[Float, Field(ge=0, le=100)]
+
+
+class ConvergenceSpec(Strict):
+    """`dba converge`: steps and seconds to a validation accuracy, every method tuned for that (AlgoPerf style).
+
+    A validation split is held out of the training set; every run has the same
+    budget of `epochs`. Each family (SGD, SGD with momentum, Adam, DBA over
+    each base with each selection setting) gets `lr_points` learning rates from
+    its range; candidates train on tuning seeds and are ranked by median steps
+    to the last (hardest) target, then are rerun on the reported seeds.
+    """
+
+    validation_size: Int = Field(5000, ge=1)
+    targets: list[Percent] = Field(min_length=1)  # validation accuracies, %; the last ranks the candidates
+    epochs: Int = Field(ge=1)
+    seeds: Int = Field(5, ge=2)  # reported seeds 0..N-1: at least 2 for a paired interval
+    tuning_seeds: Int = Field(2, ge=1)
+    first_seed: Int = Field(100, ge=0)
+    lr_points: Int = Field(4, ge=1)
+    lr_range: dict[Literal["sgd", "sgd-momentum", "adam"], Annotated[list[Float], Field(min_length=2, max_length=2)]]
+    momentum: Float = Field(0.9, gt=0, lt=1)
+    dba_bases: list[Optimizer] = Field(default_factory=lambda: ["sgd", "adam"], min_length=1)
+    dba_variants: list[DBASettings] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def ranges_are_ordered(self) -> ConvergenceSpec:
+        check_ranges(self.lr_range)
+        return self
+
+    def lr_grid(self, name: str) -> list[float]:
+        return log_grid(self.lr_range, name, self.lr_points, "convergence")
 
 
 class AblationSpec(Strict):
@@ -153,6 +197,7 @@ class Recipe(Strict):
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
     tune: TuneSpec | None = None
     ablation: AblationSpec | None = None
+    convergence: ConvergenceSpec | None = None
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     _source: str = PrivateAttr(default="")  # the file it was read from, for error messages
 

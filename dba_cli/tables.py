@@ -419,6 +419,20 @@ def code_versions_line(frame: pd.DataFrame, allow_mixed: bool) -> str:
     return line
 
 
+def convergence_section(results_dir: Path, recipe: str) -> list[str]:
+    """`dba converge`'s verdict for this recipe (its report, headings one level down), or a pointer to the command.
+
+    The table above compares untuned methods at their default learning rates;
+    the claim is judged with every method tuned for time to target.
+    """
+    report = results_dir / "convergence" / f"{recipe}.md"
+    if not report.exists():
+        return ["", f"Convergence with every method tuned for time to target: not run yet (`dba converge {recipe}`)."]
+    body = report.read_text(encoding="utf-8").split("\n", 1)[1]  # without its own title
+    body = "\n".join("#" + line if line.startswith("## ") else line for line in body.splitlines())
+    return ["", "### Time to target, every method tuned (`dba converge`)", body.strip()]
+
+
 def build_tables(
     results_dir: Path, recipes: list[str] | None = None, allow_mixed: bool = False
 ) -> tuple[str, pd.DataFrame]:
@@ -463,6 +477,7 @@ def build_tables(
                     " Epochs and seconds to a target count to the first *evaluated* epoch at or above it "
                     "(the recipe's `evaluation:` schedule skips some epochs), so they are upper bounds."
                 )
+            sections += convergence_section(results_dir, name)
         else:
             table, rows = scarce_table(recipe, summaries)
             sections += [table, ""]
