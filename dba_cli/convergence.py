@@ -236,7 +236,7 @@ def report(recipe: Recipe, chosen: dict[str, Candidate], reported: dict[str, lis
         f"over {len(spec.dba_bases)} base optimizers x {len(spec.dba_variants)} selection settings) by median steps to "
         f"{spec.targets[-1]:g}% validation accuracy, then run on seeds {seed_range(0, recipe.smoke.seeds if smoke else spec.seeds)} "
         "(below). Steps are the machine-independent figure; training seconds exclude evaluation and were measured side by "
-        f"side in one sitting on one machine ({', '.join(machine) or '?'} per run). Accuracy is evaluated after every epoch, so times to target have a resolution "
+        f"side in one sitting on one machine (each run as recorded: {'; '.join(machine) or '?'}). Accuracy is evaluated after every epoch, so times to target have a resolution "
         "of one epoch. Mean ± std over the runs that reached the target; runs that did not are counted, not dropped.",
         "",
     ]
@@ -322,7 +322,8 @@ def headline(targets: list[float], reported: dict[str, list[dict]], epochs: int)
             interval = "—" if difference.n < 2 else f"[{difference.t_low:+.{digits}f}, {difference.t_high:+.{digits}f}]"
             cells += [number(difference.mean, digits), interval]
             if field == "steps":
-                sentences.append(verdict(target, baseline, difference, only, epochs))
+                hits = (sum(reach(dba[s], target) is not None for s in seeds), sum(reach(base[s], target) is not None for s in seeds))
+                sentences.append(verdict(target, baseline, difference, only, epochs, hits, len(seeds)))
         rows.append(cells)
     lines.append(markdown_table(
         ["target", "fastest baseline", "pairs (both reached)", "Δ steps", "95% t interval", "Δ train s", "95% t interval"],
@@ -331,11 +332,12 @@ def headline(targets: list[float], reported: dict[str, list[dict]], epochs: int)
     return lines + [""] + sentences
 
 
-def verdict(target: float, baseline: str, difference, unpaired: int, epochs: int) -> str:
-    """One sentence per target on the steps difference (negative: DBA is faster)."""
-    left = f" {unpaired} seed(s) where one of the two did not reach it within {epochs} epochs are not paired." if unpaired else ""
+def verdict(target: float, baseline: str, difference, unpaired: int, epochs: int, hits: tuple[int, int], seeds: int) -> str:
+    """One sentence per target on the steps difference (negative: DBA is faster), and how often each reached it."""
+    reached = f"DBA reached it in {hits[0]} of {seeds} seeds within {epochs} epochs, {baseline}-tuned in {hits[1]} of {seeds}"
+    left = f" {unpaired} seed(s) where one of the two did not reach it are not paired." if unpaired else ""
     if difference.n < 2:
-        return f"- {target:g}%: fewer than 2 pairs reached it; no interval.{left}"
+        return f"- {target:g}% validation: {reached}; fewer than 2 seeds where both did, so no interval."
     low, high = difference.t_low, difference.t_high
     if high < 0:
         said = f"DBA reaches it in fewer steps than {baseline}-tuned ({-high:.0f} to {-low:.0f} fewer, 95%)"
@@ -343,7 +345,7 @@ def verdict(target: float, baseline: str, difference, unpaired: int, epochs: int
         said = f"DBA needs more steps than {baseline}-tuned ({low:.0f} to {high:.0f} more, 95%)"
     else:
         said = f"no difference in steps detected against {baseline}-tuned (the interval contains zero)"
-    return f"- {target:g}% validation: {said}.{left}"
+    return f"- {target:g}% validation: {said}; {reached}.{left}"
 
 
 def tuning_report(recipe: Recipe, grid: list[Candidate], documents: dict[str, list[dict]], chosen: dict[str, Candidate],

@@ -419,7 +419,7 @@ def code_versions_line(frame: pd.DataFrame, allow_mixed: bool) -> str:
     return line
 
 
-def convergence_section(results_dir: Path, recipe: str) -> list[str]:
+def convergence_section(results_dir: Path, recipe: str, claim: str | None = None) -> list[str]:
     """`dba converge`'s verdict for this recipe (its report, headings one level down), or a pointer to the command.
 
     The table above compares untuned methods at their default learning rates;
@@ -430,7 +430,8 @@ def convergence_section(results_dir: Path, recipe: str) -> list[str]:
         return ["", f"Convergence with every method tuned for time to target: not run yet (`dba converge {recipe}`)."]
     body = report.read_text(encoding="utf-8").split("\n", 1)[1]  # without its own title
     body = "\n".join("#" + line if line.startswith("## ") else line for line in body.splitlines())
-    return ["", "### Time to target, every method tuned (`dba converge`)", body.strip()]
+    said = [f"The paper's claim, beside ours below: {claim}.", ""] if claim else []
+    return ["", "### Time to target, every method tuned (`dba converge`)", "", *said, body.strip()]
 
 
 def build_tables(
@@ -477,7 +478,7 @@ def build_tables(
                     " Epochs and seconds to a target count to the first *evaluated* epoch at or above it "
                     "(the recipe's `evaluation:` schedule skips some epochs), so they are upper bounds."
                 )
-            sections += convergence_section(results_dir, name)
+            sections += convergence_section(results_dir, name, recipe.claim.convergence if recipe else None)
         else:
             table, rows = scarce_table(recipe, summaries)
             sections += [table, ""]
