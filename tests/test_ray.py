@@ -100,7 +100,7 @@ def test_a_node_lost_mid_grid_has_its_run_retried_and_every_run_is_written_once(
     head_cluster.wait_for_nodes()
     results = tmp_path / "r"
     process = dba_process(
-        ["reproduce", grid(tmp_path, 300, 3), "--methods", "sgd", "--ray", head_cluster.address, "--results", str(results)],
+        ["reproduce", grid(tmp_path, 200, 3), "--methods", "sgd", "--ray", head_cluster.address, "--results", str(results)],
         {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
     )
     try:

@@ -50,12 +50,12 @@ def wait_for(predicate, timeout=120.0):
         time.sleep(0.05)
 
 
-# A run long enough to be killed in the middle: 150 short epochs, DBA (its state is checkpointed too).
+# A run long enough to be killed in the middle: 80 short epochs, DBA (its state is checkpointed too).
 LONG = """\
 name: long
 data: 10-per-class
 model: {hidden: [64]}
-training: {epochs: 150, batch_size: 20}
+training: {epochs: 80, batch_size: 20}
 seeds: 1
 methods:
   dba:
