@@ -668,12 +668,11 @@ def converge(
 ) -> None:
     """Time to target: tune every method for steps to the recipe's validation targets, then time them on the reported seeds.
 
-    Needs the recipe's `convergence:` section (targets, epoch budget, grids; see recipes/mnist-full.yaml). Every
-    family (SGD, SGD with momentum, Adam, DBA over each base and selection setting) gets the same number of learning
-    rates; candidates train on tuning seeds and are ranked by median steps to the last target. Writes
-    RESULTS/convergence/RECIPE.md (the table and the paired DBA - fastest baseline intervals in steps and seconds),
-    RESULTS/convergence/RECIPE-tuning.md (every candidate) and, with `dba plot`, the convergence figure.
-    Finished runs are kept: rerunning continues where it stopped.
+    Needs the recipe's `convergence:` section (targets, epoch budget, grids; see recipes/mnist-full.yaml).
+
+    Every family (SGD, SGD with momentum, Adam, DBA over each base and selection setting) gets the same number of learning rates; candidates train on tuning seeds and are ranked by median steps to the last target.
+
+    Writes RESULTS/convergence/RECIPE.md (the table, and DBA minus the fastest baseline in steps and seconds with 95% intervals) and RESULTS/convergence/RECIPE-tuning.md (every candidate); `dba plot` draws the figure. Finished runs are kept: rerunning continues where it stopped.
     """
     from .convergence import converge as run_converge
     from .convergence import convergence_spec, describe
