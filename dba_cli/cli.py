@@ -675,8 +675,9 @@ def converge(
     Writes RESULTS/convergence/RECIPE.md (the table, and DBA minus the fastest baseline in steps and seconds with 95% intervals) and RESULTS/convergence/RECIPE-tuning.md (every candidate); `dba plot` draws the figure. Finished runs are kept: rerunning continues where it stopped.
     """
     from .convergence import converge as run_converge
-    from .convergence import convergence_spec, describe
+    from .convergence import convergence_spec
     from .recipes import load_recipe
+    from .tuning import describe
 
     with user_errors():
         loaded = load_recipe(recipe)
@@ -690,7 +691,7 @@ def converge(
                 device, data_dir, results_dir, threads, jobs, ray,
             )
         for family, candidate in outcome.chosen.items():
-            typer.echo(f"{family}-tuned: {describe(candidate)}")
+            typer.echo(f"{family}-tuned: {describe(candidate.spec)}")
         typer.echo(f"wrote {outcome.report_path} and {outcome.tuning_path}")
 
 

@@ -123,11 +123,9 @@ class RichReporter:
         err.print(f"[yellow]stale:[/] {len(stale)} finished run(s) are not current ({escape(listed)}); {action}.", highlight=False)
 
     def run_started(self, planned) -> None:
-        retried = self.current.pop(planned.key, None)  # rerun after its worker died: its bar starts again
-        if retried is not None:
-            done = self.progress.tasks[self.progress.task_ids.index(retried)].completed
-            self.progress.remove_task(retried)
-            self.progress.update(self.overall, advance=-done)
+        retried = self.remove_bar(planned)  # a rerun after its worker died: its bar starts again
+        if retried:
+            self.progress.update(self.overall, advance=-retried)
         self.started[planned.key] = time.perf_counter()
         self.current[planned.key] = self.progress.add_task(
             run_label(planned), total=planned.config.epochs, status="", unit="epochs"
@@ -148,13 +146,18 @@ class RichReporter:
         remaining = self.eta.remaining_seconds()
         return None if remaining is None else remaining / max(1, min(self.slots, self.runs_left))
 
+    def remove_bar(self, planned) -> float:
+        """Remove the run's own bar, if it has one; the epochs it had counted."""
+        task = self.current.pop(planned.key, None)
+        if task is None:
+            return 0
+        done = self.progress.tasks[self.progress.task_ids.index(task)].completed
+        self.progress.remove_task(task)
+        return done
+
     def end(self, planned) -> None:
         """A run leaves the grid: its bar goes, the overall bar counts all its epochs as done."""
-        task = self.current.pop(planned.key, None)
-        done = 0
-        if task is not None:
-            done = self.progress.tasks[self.progress.task_ids.index(task)].completed
-            self.progress.remove_task(task)
+        done = self.remove_bar(planned)
         self.eta.run_ended(planned)
         self.runs_left = max(0, self.runs_left - 1)
         self.progress.update(self.overall, advance=planned.config.epochs - done, left=self.left())

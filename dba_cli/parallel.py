@@ -112,6 +112,20 @@ def failure_from(exc: BaseException) -> BaseException:
     return RunFailed("".join(traceback.format_exception(exc)))
 
 
+def train_run(planned: PlannedRun, mnist: MNIST, device: torch.device, send: OnEpoch, checkpoint: Path | None) -> dict:
+    """Train one run wherever this is called (this process, a pool worker, a Ray task) and return its document.
+
+    Epoch records go to `send`; any error comes out as `failure_from` makes it,
+    so every runner reports a crash the same way.
+    """
+    from .reproduce import run_document
+
+    try:
+        return run_document(planned, mnist, device, EpochForwarder(send), checkpoint)
+    except Exception as exc:  # noqa: BLE001 - this run's failure, for the caller to report
+        raise failure_from(exc) from None
+
+
 class InProcessRunner:
     """One run at a time, in this process: epochs reach the display as they end."""
 
@@ -127,13 +141,11 @@ class InProcessRunner:
         self.on_epoch = on_epoch
 
     def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future:
-        from .reproduce import run_document
-
         future: Future = Future()
         try:
-            future.set_result(run_document(planned, self.mnist, self.device, EpochForwarder(self.on_epoch), checkpoint))
-        except Exception as exc:  # noqa: BLE001 - reported as this run's failure; KeyboardInterrupt passes
-            future.set_exception(failure_from(exc))
+            future.set_result(train_run(planned, self.mnist, self.device, self.on_epoch, checkpoint))
+        except (DBAError, RunFailed) as exc:  # this run's failure, as a worker's would arrive; KeyboardInterrupt passes
+            future.set_exception(exc)
         return future
 
     def poll(self) -> None:
@@ -265,12 +277,5 @@ def start_worker(parent_pid: int, events, threads: int, device: str, data_dir: s
 
 def train_in_worker(planned: PlannedRun, checkpoint: Path | None) -> dict:
     """One run in a worker: its epochs go to the parent's queue, its document is returned."""
-    from .reproduce import run_document
-
     events = WORKER["events"]
-    try:
-        return run_document(
-            planned, WORKER["mnist"], WORKER["device"], EpochForwarder(lambda key, record: events.put((key, record))), checkpoint
-        )
-    except Exception as exc:  # noqa: BLE001 - sent to the parent as this run's failure
-        raise failure_from(exc) from None
+    return train_run(planned, WORKER["mnist"], WORKER["device"], lambda key, record: events.put((key, record)), checkpoint)

@@ -141,14 +141,15 @@ def convergence_figure(recipe: str, runs: Runs) -> Figure:
     per epoch (the band spans the seeds' accuracies). The recipe's targets are
     drawn as horizontal lines.
     """
+    from .convergence import steps_per_epoch
+
     fig = Figure(figsize=(WIDTH, 3.1), layout="constrained")
     by_steps, by_seconds = fig.subplots(1, 2, sharey=True)
     lines = []
     for index, (name, documents) in enumerate(runs.items()):
         colour = PALETTE[index % len(PALETTE)]
         accuracy = per_epoch(documents, lambda epoch: epoch["val_accuracy"])
-        steps_per_epoch = math.ceil(documents[0]["subset_size"] / documents[0]["config"]["batch_size"])
-        steps = per_epoch(documents, lambda epoch: epoch["epoch"])[0] * steps_per_epoch
+        steps = per_epoch(documents, lambda epoch: epoch["epoch"])[0] * steps_per_epoch(documents[0])
         seconds = np.cumsum(per_epoch(documents, lambda epoch: epoch["train_seconds"]), axis=1).mean(axis=0)
         mean, low, high = np.nanmean(accuracy, axis=0), np.nanmin(accuracy, axis=0), np.nanmax(accuracy, axis=0)
         for ax, x in ((by_steps, steps), (by_seconds, seconds)):

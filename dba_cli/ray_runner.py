@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .errors import ConfigError, DBAError
-from .parallel import EpochForwarder, OnEpoch, RunFailed, failure_from
+from .parallel import OnEpoch, RunFailed, failure_from, train_run
 
 if TYPE_CHECKING:
     from .recipes import PlannedRun
@@ -173,14 +173,13 @@ def train_on_ray(planned: PlannedRun, device: str, threads: int) -> dict:
 
     from .data.mnist import load_mnist
     from .devices import set_threads
-    from .reproduce import run_document
 
     try:
         set_threads(threads)
         if "mnist" not in MNIST_CACHE:
             MNIST_CACHE["mnist"] = load_mnist()
-        document = run_document(planned, MNIST_CACHE["mnist"], torch.device(device), EpochForwarder(lambda key, record: None), None)
     except Exception as exc:  # noqa: BLE001 - sent to the driver as this run's failure
         raise failure_from(exc) from None
+    document = train_run(planned, MNIST_CACHE["mnist"], torch.device(device), lambda key, record: None, None)
     document["ray_node"] = ray.get_runtime_context().get_node_id()
     return document

@@ -11,11 +11,9 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -276,26 +274,31 @@ def execute(
     suspects: list[PlannedRun] = []  # in flight when a worker died: each is rerun alone to find the one that kills it
     alone: str | None = None  # the suspect now running by itself
     interrupted = True
+
+    def launch(planned: PlannedRun) -> bool:
+        """Start `planned` unless it is busy or already finished; whether it is now in flight."""
+        started = start_run(planned, plan, results_dir, reporter, currency, runner, wait)
+        if started is not None:
+            in_flight[started[0]] = (planned, started[1])
+        return started is not None
+
     try:
         while pending or in_flight or suspects:
             if suspects and not in_flight:
                 planned = suspects.pop(0)
-                started = start_run(planned, plan, results_dir, reporter, currency, runner, wait)
-                if started is not None:
-                    in_flight[started[0]] = (planned, started[1])
+                if launch(planned):
                     alone = planned.key
             while pending and not suspects and alone is None and len(in_flight) < runner.slots:
-                planned = pending.pop()
-                started = start_run(planned, plan, results_dir, reporter, currency, runner, wait)
-                if started is not None:
-                    in_flight[started[0]] = (planned, started[1])
+                launch(pending.pop())
             if not in_flight:
                 continue
             done, _ = wait_futures(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
             runner.poll()
             for future in done:
                 planned, lock = in_flight.pop(future)
-                was_alone, alone = alone == planned.key, (None if alone == planned.key else alone)
+                was_alone = alone == planned.key
+                if was_alone:
+                    alone = None
                 try:
                     document = future.result()
                 except BrokenProcessPool:  # a worker died outright and took the pool (and its runs) down
@@ -450,17 +453,6 @@ def release_lock(handle: BinaryIO) -> None:
     if not handle.closed:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         handle.close()
-
-
-@contextmanager
-def run_lock(results_dir: Path, key: str, wait: bool = False) -> Iterator[bool]:
-    """`take_lock` as a context: yields whether we hold the run's lock (always, with `wait`)."""
-    handle = take_lock(results_dir, key, wait)
-    try:
-        yield handle is not None
-    finally:
-        if handle is not None:
-            release_lock(handle)
 
 
 def remove_lock(results_dir: Path, key: str) -> None:

@@ -165,7 +165,7 @@ def chosen_yaml(recipe: Recipe, methods: dict[str, MethodSpec], command: str) ->
 
 def describe(spec: MethodSpec) -> str:
     if spec.method != "dba":
-        return f"{spec.method}, lr {spec.lr:g}"
+        return f"{spec.method}, lr {spec.lr:g}" + (f", momentum {spec.momentum:g}" if spec.momentum else "")
     s = spec.dba
     return f"DBA over {spec.base}, lr {spec.lr:g}; {s.metric} {s.direction}, min_size {s.min_size}, {s.reduction}"
 

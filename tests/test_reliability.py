@@ -130,7 +130,7 @@ def test_a_busy_run_is_left_to_its_owner_or_awaited(tmp_path, mnist):
     import torch
 
     from dba_cli.recipes import load_recipe
-    from dba_cli.reproduce import reproduce, run_lock
+    from dba_cli.reproduce import release_lock, reproduce, take_lock
 
     runs = load_recipe(write(tmp_path, TINY)).runs(methods=["sgd"])
     results = tmp_path / "results"
@@ -144,8 +144,9 @@ def test_a_busy_run_is_left_to_its_owner_or_awaited(tmp_path, mnist):
     plan = reproduce(runs, mnist, torch.device("cpu"), results, wait_for_busy=True)  # blocks until the holder exits
     assert holder.poll() is not None
     assert [p.config.seed for p in plan.done] == [1] and plan.busy == []
-    with run_lock(results, "tiny/sgd/seed-1.json") as held:
-        assert held  # released
+    held = take_lock(results, "tiny/sgd/seed-1.json")
+    assert held is not None  # released
+    release_lock(held)
 
 
 def test_a_diverging_run_is_recorded_and_the_others_continue(tmp_path):

@@ -20,6 +20,7 @@ from dba_cli.dba.search import greedy_search, noise_rtol
 from dba_cli.models import build_mlp
 
 from .oracles import batch, mlp
+from .test_engine import Scale
 
 BATCH = 24
 STEPS = 4
@@ -51,17 +52,6 @@ def reference_step(dba: DBA, inputs: torch.Tensor, targets: torch.Tensor) -> tup
     dba.optimizer.step()
     dba.steps += 1
     return loss_sum.detach() / batch_size, kept
-
-
-class Scale(nn.Module):
-    """A module with a parameter of its own that is not an nn.Linear: the generic path."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.gain = nn.Parameter(torch.linspace(0.5, 1.5, n))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gain
 
 
 class ToFloat64(nn.Module):
