@@ -27,12 +27,16 @@ from pydantic.fields import FieldInfo
 from .data.subsets import parse_subset
 from .dba.config import DBAConfig
 from .errors import ConfigError
-from .models import ACTIVATIONS
+from .data import DATASETS
+from .models import ACTIVATIONS, ARCHITECTURES
 
 OPTIMIZERS = ("sgd", "adam")  # the torch optimizers a run can use, DBA's base included
 METHODS = (*OPTIMIZERS, "dba")
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.001}
 PROTOCOL_FIELDS = ("validation_size", "subset_draw", "resample")
+# Fields added after results existed: left out of a saved config at their defaults (MNIST, the MLP),
+# so results made before them stay current and comparable.
+SETTING_FIELDS = ("dataset", "architecture")
 MAX_PROBLEMS = 10  # problems listed in one error message; the rest are counted
 
 # Names that become folder or file names under the results folder (recipe and method
@@ -93,6 +97,9 @@ Method = Literal[METHODS]
 Optimizer = Literal[OPTIMIZERS]
 Width = Annotated[Int, Field(ge=1)]  # a hidden layer's width
 Activation = Literal[ACTIVATIONS]
+Dataset = Literal[DATASETS]
+Architecture = Literal[ARCHITECTURES]
+Channels = Annotated[list[Width], Field(min_length=2, max_length=2)]  # the CNN's two convolutions
 
 # DBA's settings in a run or a recipe are the engine's own config, validated once (see dba/config.py).
 DBASettings = DBAConfig
@@ -107,13 +114,16 @@ class Strict(BaseModel):
 class RunConfig(Strict):
     """One run: data subset, model, method (optimizer, DBA settings), schedule and seed."""
 
+    dataset: Dataset = "mnist"
     data: Subset = "10-per-class"
     method: Method = "sgd"
     base: Optimizer = "sgd"  # the optimizer that applies DBA's gradient
     lr: Float = Field(DEFAULT_LR["sgd"], gt=0)  # filled in from DEFAULT_LR of the optimizer
     momentum: Float = Field(0.0, ge=0, lt=1)
     weight_decay: Float = Field(0.0, ge=0)
+    architecture: Architecture = "mlp"  # the MLP (uses hidden) or the small CNN (uses channels), see models.py
     hidden: list[Width] = Field(default_factory=lambda: [512], min_length=1)
+    channels: Channels = Field(default_factory=lambda: [8, 16])
     activation: Activation = "relu"
     epochs: Int = Field(50, ge=1)
     batch_size: Int = Field(64, ge=1)
@@ -162,14 +172,18 @@ class RunConfig(Strict):
     def to_dict(self) -> dict:
         """Plain JSON-able values, as saved with each run.
 
-        Fields that do not apply (DBA settings of a baseline) are left out, and so
-        are protocol fields at their defaults, so that result files stay
-        comparable when new protocol options are added.
+        Fields that do not apply (DBA settings of a baseline, the widths of the
+        model not used) are left out, and so are protocol and setting fields at
+        their defaults, so that result files stay comparable when new options are added.
         """
         values = self.model_dump()
         if self.method != "dba":
             values.pop("base")
             values.pop("dba")
+        values.pop("channels" if self.architecture == "mlp" else "hidden")
+        for name in SETTING_FIELDS:
+            if values[name] == type(self).model_fields[name].default:
+                values.pop(name)
         for name in PROTOCOL_FIELDS:
             if values[name] == type(self).model_fields[name].default:
                 values.pop(name)

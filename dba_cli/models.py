@@ -1,7 +1,15 @@
-"""The paper's model family: a fully connected MLP, 784 -> H (-> H2 ...) -> 10.
+"""The models: the paper's fully connected MLP (784 -> H (-> H2 ...) -> 10) and a small CNN.
 
-torch is imported inside `build_mlp`: the activation names are read by the
-config, the recipes and `dba run --help`, none of which should load torch.
+The CNN asks whether DBA's verdict is the MLP's doing: two 5x5 convolutions,
+each followed by the activation and 2x2 max-pooling, then one Linear
+(28x28 -> C1 x 24x24 -> C1 x 12x12 -> C2 x 8x8 -> C2 x 4x4 -> 10). It takes the
+same flattened, standardised 784-vectors as the MLP (its first module restores
+the 1x28x28 image), so data, subsets and the training loop are shared. DBA
+gives its convolutions per-sample gradients through the engine's generic
+torch.func path and its Linear through the fast path (dba/engine.py).
+
+torch is imported inside the builders: the architecture and activation names are
+read by the config, the recipes and `dba run --help`, none of which should load torch.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ if TYPE_CHECKING:
 # The one list of activations: RunConfig, the recipes' ModelSpec and `dba run` derive theirs from it.
 ACTIVATION_MODULES = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU"}
 ACTIVATIONS = tuple(ACTIVATION_MODULES)
+ARCHITECTURES = ("mlp", "cnn")
+IMAGE_SIDE = 28  # both data sets: 28x28 grey images
 
 
 def build_mlp(
@@ -45,6 +55,50 @@ def build_mlp(
             width = size
         layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
+
+
+def build_cnn(
+    channels: tuple[int, int] = (8, 16),
+    activation: str = "relu",
+    out_features: int = 10,
+    seed: int | None = None,
+) -> nn.Sequential:
+    """The small CNN (see the module docstring), with PyTorch's default initialisation and `build_mlp`'s seeding."""
+    import torch
+    from torch import nn
+
+    first, second = channels
+    side = ((IMAGE_SIDE - 4) // 2 - 4) // 2  # two valid 5x5 convolutions, each then pooled by 2: 28 -> 4
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(derive_seed(seed, "init"))
+        activation_module = getattr(nn, ACTIVATION_MODULES[activation])
+        return nn.Sequential(
+            nn.Unflatten(1, (1, IMAGE_SIDE, IMAGE_SIDE)),
+            nn.Conv2d(1, first, 5), activation_module(), nn.MaxPool2d(2),
+            nn.Conv2d(first, second, 5), activation_module(), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(second * side * side, out_features),
+        )
+
+
+def build_model(
+    architecture: str, hidden: tuple[int, ...], channels: tuple[int, ...], activation: str, seed: int | None
+) -> nn.Sequential:
+    """The run's model: `build_mlp` (uses `hidden`) or `build_cnn` (uses `channels`)."""
+    if architecture == "cnn":
+        return build_cnn(tuple(channels), activation, seed=seed)
+    return build_mlp(tuple(hidden), activation, seed=seed)
+
+
+def cnn_layer_labels(channels: tuple[int, ...] | list[int]) -> dict[str, str]:
+    """Readable names of `build_cnn`'s trained layers, keyed by their nn.Sequential module names."""
+    first, second = channels
+    return {
+        "1": f"convolution 1 (1→{first}, 5×5)",
+        "4": f"convolution 2 ({first}→{second}, 5×5)",
+        "8": f"output layer ({second * 16}→10)",
+    }
 
 
 def linear_layer_labels(hidden: tuple[int, ...] | list[int], in_features: int = 784, out_features: int = 10) -> dict[str, str]:

@@ -21,10 +21,10 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
-from .data.mnist import MNIST, to_features
+from .data.mnist import MNIST
 from .data.subsets import draw_subset, draw_validation, indices_hash, parse_subset
 from .devices import synchronize
-from .models import build_mlp
+from .models import build_model
 from .provenance import library_versions
 from .seeding import derive_seed
 
@@ -110,6 +110,19 @@ def draw_indices(mnist: MNIST, config: RunConfig) -> tuple[torch.Tensor, torch.T
     return indices, val_indices
 
 
+def check_dataset(mnist: MNIST, config: RunConfig) -> None:
+    """A run trains on the data set its config names, never on another that happens to be loaded."""
+    if mnist.name != config.dataset:
+        raise ValueError(f"the run is configured for {config.dataset} but was given {mnist.name}")
+
+
+def deterministic_convolutions(device: torch.device) -> None:
+    """On CUDA, make cuDNN pick deterministic convolution algorithms (the CNN), so a seed gives one result."""
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
 def subset_hashes(mnist: MNIST, config: RunConfig) -> tuple[str, str | None]:
     """(subset hash, validation hash or None) as a result file records them."""
     indices, val_indices = draw_indices(mnist, config)
@@ -120,15 +133,15 @@ def prepare_data(mnist: MNIST, config: RunConfig, device: torch.device) -> Train
     """Draw the run's subset and validation split (`draw_indices`) and move standardised features to the device once."""
     indices, val_indices = draw_indices(mnist, config)
     data = TrainData(
-        x_train=to_features(mnist.train_images[indices]).to(device),
+        x_train=mnist.features(mnist.train_images[indices]).to(device),
         y_train=mnist.train_labels[indices].to(device),
-        x_test=to_features(mnist.test_images).to(device),
+        x_test=mnist.features(mnist.test_images).to(device),
         y_test=mnist.test_labels.to(device),
         indices=indices,
         val_indices=val_indices,
     )
     if val_indices is not None:
-        data.x_val = to_features(mnist.train_images[val_indices]).to(device)
+        data.x_val = mnist.features(mnist.train_images[val_indices]).to(device)
         data.y_val = mnist.train_labels[val_indices].to(device)
     return data
 
@@ -139,7 +152,7 @@ def redraw_subset(data: TrainData, mnist: MNIST, config: RunConfig, epoch: int) 
         mnist.train_labels, parse_subset(config.data), config.seed, draw=config.subset_draw,
         stream=f"subset-epoch-{epoch}", exclude=data.val_indices,
     )
-    data.x_train = to_features(mnist.train_images[indices]).to(data.x_train.device)
+    data.x_train = mnist.features(mnist.train_images[indices]).to(data.x_train.device)
     data.y_train = mnist.train_labels[indices].to(data.x_train.device)
 
 
@@ -281,8 +294,10 @@ def train(
     never pay for a checkpoint.
     """
     scheduled = None if evaluate_at is None else frozenset(evaluate_at)
+    check_dataset(mnist, config)
+    deterministic_convolutions(device)
     data = prepare_data(mnist, config, device)
-    model = build_mlp(tuple(config.hidden), config.activation, seed=config.seed).to(device)
+    model = build_model(config.architecture, config.hidden, config.channels, config.activation, config.seed).to(device)
     step = Stepper(model, config)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, "batches"))
     result = RunResult(

@@ -1,9 +1,12 @@
-"""MNIST from IDX files, verified by content checksum, with a verified cache.
+"""MNIST and Fashion-MNIST from IDX files, verified by content checksum, with a verified cache.
 
 Why this shape:
-- The four canonical files ship inside the package (`dba_cli/data/mnist/`), so
-  the tool works offline. `--data-dir` / `DBA_DATA_DIR` points to another copy
-  (gzip or raw IDX files, or torchvision's `MNIST/raw` layout).
+- MNIST's four canonical files ship inside the package (`dba_cli/data/mnist/`),
+  so the tool works offline. Fashion-MNIST (30 MB) does not: it is looked for
+  where `dba data fetch fashion-mnist` puts it and where Debian's
+  `dataset-fashion-mnist` package installs it. `--data-dir` / `DBA_DATA_DIR`
+  points to another copy of either (gzip or raw IDX files, or torchvision's
+  `MNIST/raw` / `FashionMNIST/raw` layout).
 - We check the MD5 of the *uncompressed* content: gzip output differs between
   compressors, the IDX bytes do not. Nothing is decoded from unverified bytes.
 - The cache stores the uncompressed IDX bytes under their own checksum, so a
@@ -30,14 +33,14 @@ from ..io import write_atomic
 
 CACHE_DIR_ENV = "DBA_CACHE_DIR"
 
-# Pixel statistics of the training set after /255 (the data README's sanity facts).
+# Pixel statistics of MNIST's training set after /255 (the data README's sanity facts).
 PIXEL_MEAN = 0.1307
 PIXEL_STD = 0.3081
 
 
 @dataclass(frozen=True)
 class IdxFile:
-    """One of the four canonical MNIST files."""
+    """One of a data set's four canonical files."""
 
     stem: str  # file name without .gz, as in torchvision's MNIST/raw
     md5: str  # MD5 of the uncompressed content
@@ -53,14 +56,59 @@ FILES = {
 
 
 @dataclass(frozen=True)
+class DatasetSpec:
+    """What identifies a data set: its canonical files, pixel statistics, and where a copy is found."""
+
+    name: str  # as a recipe's `dataset:` names it
+    title: str  # as messages name it
+    files: dict[str, IdxFile]
+    pixel_mean: float  # of the training set after /255: features are standardised with these
+    pixel_std: float
+    torchvision_folder: str  # torchvision's root/<folder>/raw layout
+    packaged: bool  # shipped inside the package
+    system_dirs: tuple[str, ...] = ()  # where an operating-system package installs it
+    how_to_get: str = ""  # the ways to get a copy, for the missing-data message
+
+
+# Canonical Fashion-MNIST (github.com/zalandoresearch/fashion-mnist): MD5 of the uncompressed
+# IDX content, which every copy shares (the gzip bytes differ: Debian's are recompressed).
+FASHION_FILES = {
+    "train_images": IdxFile("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a", (60000, 28, 28)),
+    "train_labels": IdxFile("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9", (60000,)),
+    "test_images": IdxFile("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a", (10000, 28, 28)),
+    "test_labels": IdxFile("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965", (10000,)),
+}
+
+DATASET_SPECS = {
+    "mnist": DatasetSpec("mnist", "MNIST", FILES, PIXEL_MEAN, PIXEL_STD, "MNIST", packaged=True),
+    "fashion-mnist": DatasetSpec(
+        "fashion-mnist", "Fashion-MNIST", FASHION_FILES, 0.2860, 0.3530, "FashionMNIST", packaged=False,
+        system_dirs=("/usr/share/datasets/fashion-mnist",),
+        how_to_get="`dba data fetch fashion-mnist` (downloads it through torchvision), "
+        "or without internet install Debian's package (`apt install dataset-fashion-mnist`)",
+    ),
+}
+
+
+@dataclass(frozen=True)
 class MNIST:
-    """The verified data set: uint8 images (N, 28, 28) and int64 labels (N,)."""
+    """A verified MNIST-format data set: uint8 images (N, 28, 28) and int64 labels (N,)."""
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
     source: str  # the folder the files came from
+    spec: DatasetSpec = DATASET_SPECS["mnist"]  # which data set it is
+
+    @property
+    def name(self) -> str:
+        """The data set's name, as a run's `dataset` names it."""
+        return self.spec.name
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """`to_features` with this data set's own pixel statistics."""
+        return to_features(images, self.spec.pixel_mean, self.spec.pixel_std)
 
 
 def packaged_data_dir() -> Path:
@@ -76,59 +124,94 @@ def default_cache_dir() -> Path:
     return Path(base) / "dba"
 
 
-def resolve_data_dir(data_dir: str | Path | None) -> Path:
-    """The explicit folder, else `DBA_DATA_DIR`, else the packaged copy."""
+def fetched_data_dir() -> Path:
+    """Where `dba data fetch` puts a data set that does not ship with dba: the cache's `datasets/`."""
+    return default_cache_dir() / "datasets"
+
+
+def default_dirs(spec: DatasetSpec) -> list[Path]:
+    """Where a data set is looked for without --data-dir: the packaged copy, else the fetched and system ones."""
+    return [packaged_data_dir()] if spec.packaged else [fetched_data_dir(), *map(Path, spec.system_dirs)]
+
+
+def unset_hint(spec: DatasetSpec) -> str:
+    """How to fall back on the default copy, for error messages."""
+    if spec.packaged:
+        return f"or unset --data-dir / {DATA_DIR_ENV} to use the copy shipped with dba"
+    return f"or get a fresh copy: {spec.how_to_get}"
+
+
+def resolve_data_dir(data_dir: str | Path | None, spec: DatasetSpec = DATASET_SPECS["mnist"]) -> Path:
+    """The explicit folder, else `DBA_DATA_DIR`, else the first default folder holding the data set."""
     if data_dir is None and os.environ.get(DATA_DIR_ENV):
         data_dir = os.environ[DATA_DIR_ENV]
     if data_dir is None:
-        return packaged_data_dir()
+        candidates = default_dirs(spec)
+        for folder in candidates:
+            if all(locate(folder, file.stem, spec) for file in spec.files.values()):
+                return folder
+        if spec.packaged:
+            return candidates[0]
+        raise DataError(
+            f"{spec.title} is not on this machine (looked in {', '.join(map(str, candidates))}). "
+            f"Fix: {spec.how_to_get}; or pass --data-dir (or set {DATA_DIR_ENV}) to a folder holding its four IDX files."
+        )
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise DataError(
-            f"MNIST folder {path} does not exist or is not a folder. "
-            f"Fix: pass --data-dir (or set {DATA_DIR_ENV}) to a folder holding the four MNIST IDX files, "
-            "or leave both unset to use the copy shipped with dba."
+            f"{spec.title} folder {path} does not exist or is not a folder. "
+            f"Fix: pass --data-dir (or set {DATA_DIR_ENV}) to a folder holding the four {spec.title} IDX files, "
+            f"{unset_hint(spec)}."
         )
     return path
 
 
-def find_file(data_dir: Path, stem: str) -> Path:
-    """Locate one IDX file: plain or .gz, directly or in torchvision's MNIST/raw."""
-    tried = []
-    for folder in (data_dir, data_dir / "MNIST" / "raw", data_dir / "raw"):
+def search_folders(data_dir: Path, spec: DatasetSpec) -> list[Path]:
+    """The folders an IDX file may be in: the folder itself, torchvision's <Folder>/raw, raw/ and <name>/."""
+    return [data_dir, data_dir / spec.torchvision_folder / "raw", data_dir / "raw", data_dir / spec.name]
+
+
+def locate(data_dir: Path, stem: str, spec: DatasetSpec) -> Path | None:
+    """The IDX file `stem`, plain or .gz, in one of `search_folders`; None if there is none."""
+    for folder in search_folders(data_dir, spec):
         for name in (stem, stem + ".gz"):
-            candidate = folder / name
-            if candidate.is_file():
-                return candidate
-            tried.append(str(candidate))
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def find_file(data_dir: Path, stem: str, spec: DatasetSpec = DATASET_SPECS["mnist"]) -> Path:
+    """Locate one IDX file (see `locate`), or say where it was looked for and how to fix it."""
+    found = locate(data_dir, stem, spec)
+    if found is not None:
+        return found
+    tried = [str(folder / name) for folder in search_folders(data_dir, spec) for name in (stem, stem + ".gz")]
     raise DataError(
-        f"MNIST file {stem}(.gz) not found in {data_dir}. Looked for: {', '.join(tried)}. "
-        "Fix: put the four canonical MNIST files there (gzip or raw IDX), "
-        f"or unset --data-dir / {DATA_DIR_ENV} to use the copy shipped with dba."
+        f"{spec.title} file {stem}(.gz) not found in {data_dir}. Looked for: {', '.join(tried)}. "
+        f"Fix: put the four canonical {spec.title} files there (gzip or raw IDX), {unset_hint(spec)}."
     )
 
 
-def read_content(path: Path) -> bytes:
+def read_content(path: Path, dataset: DatasetSpec = DATASET_SPECS["mnist"]) -> bytes:
     """The uncompressed bytes of a raw or gzip IDX file."""
     try:
         raw = path.read_bytes()
         return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(
-            f"MNIST file {path} could not be read ({exc}). "
+            f"{dataset.title} file {path} could not be read ({exc}). "
             "Fix: replace it with a fresh copy of the canonical file."
         ) from exc
 
 
-def verify(content: bytes, spec: IdxFile, path: Path) -> None:
+def verify(content: bytes, spec: IdxFile, path: Path, dataset: DatasetSpec = DATASET_SPECS["mnist"]) -> None:
     """Raise unless the uncompressed content has the canonical MD5."""
     actual = hashlib.md5(content).hexdigest()
     if actual != spec.md5:
         raise DataError(
-            f"MNIST file {path} failed its checksum: the MD5 of its uncompressed content is {actual}, "
-            f"expected {spec.md5}. It is corrupted, truncated or not the canonical {spec.stem}. "
-            "Fix: replace it with the canonical file, or unset --data-dir / "
-            f"{DATA_DIR_ENV} to use the copy shipped with dba."
+            f"{dataset.title} file {path} failed its checksum: the MD5 of its uncompressed content is {actual}, "
+            f"expected {spec.md5}. It is corrupted, truncated or not the canonical {dataset.title} {spec.stem}. "
+            f"Fix: replace it with the canonical file, {unset_hint(dataset)}."
         )
 
 
@@ -141,17 +224,19 @@ def decode_idx(content: bytes, spec: IdxFile) -> torch.Tensor:
     return torch.from_numpy(array.copy())
 
 
-def load_verified(spec: IdxFile, data_dir: Path, cache_dir: Path | None) -> bytes:
+def load_verified(
+    spec: IdxFile, data_dir: Path, cache_dir: Path | None, dataset: DatasetSpec = DATASET_SPECS["mnist"]
+) -> bytes:
     """Verified uncompressed content of one file, from the cache when possible."""
-    cached = cache_dir / "mnist" / f"{spec.md5}.idx" if cache_dir else None
+    cached = cache_dir / dataset.name / f"{spec.md5}.idx" if cache_dir else None
     if cached is not None and cached.is_file():
         content = cached.read_bytes()
         if hashlib.md5(content).hexdigest() == spec.md5:
             return content
         cached.unlink(missing_ok=True)  # a damaged cache entry is rebuilt from the source
-    path = find_file(data_dir, spec.stem)
-    content = read_content(path)
-    verify(content, spec, path)
+    path = find_file(data_dir, spec.stem, dataset)
+    content = read_content(path, dataset)
+    verify(content, spec, path, dataset)
     if cached is not None:
         write_cache(cached, content)
     return content
@@ -165,28 +250,32 @@ def write_cache(path: Path, content: bytes) -> None:
         pass  # caching is an optimisation only
 
 
-def load_mnist(data_dir: str | Path | None = None, cache_dir: str | Path | None | bool = None) -> MNIST:
-    """Load and verify all four files.
+def load_mnist(
+    data_dir: str | Path | None = None, cache_dir: str | Path | None | bool = None, dataset: str | DatasetSpec = "mnist"
+) -> MNIST:
+    """Load and verify all four files of `dataset` (a DATASET_SPECS key, or a spec of one's own).
 
     `cache_dir=None` uses `default_cache_dir()`, `False` disables the cache.
     """
-    folder = resolve_data_dir(data_dir)
+    spec = dataset if isinstance(dataset, DatasetSpec) else DATASET_SPECS[dataset]
+    folder = resolve_data_dir(data_dir, spec)
     if cache_dir is None:
         cache = default_cache_dir()
     elif cache_dir is False:
         cache = None
     else:
         cache = Path(cache_dir)
-    tensors = {key: decode_idx(load_verified(spec, folder, cache), spec) for key, spec in FILES.items()}
+    tensors = {key: decode_idx(load_verified(file, folder, cache, spec), file) for key, file in spec.files.items()}
     return MNIST(
         train_images=tensors["train_images"],
         train_labels=tensors["train_labels"].long(),
         test_images=tensors["test_images"],
         test_labels=tensors["test_labels"].long(),
         source=str(folder),
+        spec=spec,
     )
 
 
-def to_features(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 784), standardised with the training-set statistics."""
-    return images.reshape(len(images), -1).float().div_(255.0).sub_(PIXEL_MEAN).div_(PIXEL_STD)
+def to_features(images: torch.Tensor, mean: float = PIXEL_MEAN, std: float = PIXEL_STD) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 784), standardised with the training-set statistics (MNIST's by default)."""
+    return images.reshape(len(images), -1).float().div_(255.0).sub_(mean).div_(std)

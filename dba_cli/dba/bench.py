@@ -1,7 +1,8 @@
 """What does a DBA step cost, next to a plain SGD step and a naive DBA?
 
-Four ways to take one training step on the same 784-H-10 ReLU MLP (same initial
-weights, same batches), timed interleaved in one process, round-robin within
+Four ways to take one training step on the same model (the 784-H-10 ReLU MLP, or
+with `architecture="cnn"` the small CNN of models.py, whose convolutions take
+DBA's generic torch.func path; same initial weights, same batches), timed interleaved in one process, round-robin within
 each repeat so that machine noise hits all of them alike; we report medians:
 
 - sgd:   forward, mean cross-entropy, backward, SGD step (zero_grad(set_to_none=True));
@@ -29,6 +30,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from ..markdown import markdown_table
+from ..models import build_cnn
 from .config import DBAConfig
 from .engine import DBA
 
@@ -54,8 +56,12 @@ def benchmark_steps(
     targets: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
     on_repeat: Callable[[int, int], None] | None = None,
+    architecture: str = "mlp",
+    channels: tuple[int, int] = (8, 16),
 ) -> list[dict]:
     """Median time per step of each variant, per batch size (rows for `format_table`).
+
+    architecture: "mlp" (784-`hidden`-10) or "cnn" (`channels`, see models.build_cnn).
 
     inputs/targets: real data (float32 N x 784, int64 labels) to draw batches
     from; by default, synthetic data from a seeded generator.
@@ -66,7 +72,7 @@ def benchmark_steps(
     rows = []
     for batch_size in batch_sizes:
         batches = _batches(batch_size, warmup + repeats, seed, inputs, targets, device)
-        steps = _steps(batch_size, hidden, seed, device)
+        steps = _steps(batch_size, lambda: _model(architecture, hidden, channels, seed), device)
         if naive_repeats <= 0:
             del steps["naive"]
         times: dict[str, list[float]] = {name: [] for name in steps}
@@ -122,9 +128,9 @@ def format_table(rows: list[dict]) -> str:
 # --- the variants ---
 
 
-def _steps(batch_size: int, hidden: int, seed: int, device: torch.device) -> dict[str, Step]:
+def _steps(batch_size: int, make_model: Callable[[], nn.Module], device: torch.device) -> dict[str, Step]:
     config = DBAConfig(metric="variance", direction="minimize", min_size=max(1, batch_size // 2))
-    models = {name: _mlp(hidden, seed).to(device) for name in VARIANTS}
+    models = {name: make_model().to(device) for name in VARIANTS}
     optimizers = {name: torch.optim.SGD(model.parameters(), lr=LEARNING_RATE) for name, model in models.items()}
 
     def sgd(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -150,7 +156,7 @@ def naive_dba_step(model: nn.Module, optimizer: torch.optim.Optimizer, min_size:
 
     grads = vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, x, y)
     for module_name, module in model.named_modules():
-        if not isinstance(module, nn.Linear):
+        if not isinstance(module, (nn.Linear, nn.Conv2d)):
             continue
         names = [f"{module_name}.{n}" for n, _ in module.named_parameters()]
         G = torch.cat([grads[name].flatten(start_dim=1) for name in names], dim=1)
@@ -182,7 +188,9 @@ def _naive_greedy_variance(G: torch.Tensor, min_size: int) -> torch.Tensor:
     return kept
 
 
-def _mlp(hidden: int, seed: int) -> nn.Sequential:
+def _model(architecture: str, hidden: int, channels: tuple[int, int], seed: int) -> nn.Sequential:
+    if architecture == "cnn":
+        return build_cnn(tuple(channels), seed=seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10))
