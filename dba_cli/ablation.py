@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .evaluation import FINAL_ONLY
 from .io import write_text_atomic
 from .markdown import markdown_table, mean_std
-from .recipes import MethodSpec, PlannedRun, Recipe
+from .recipes import MethodSpec, PlannedRun, Recipe, recipe_order
 from .results import finished_results, read_result
 from .tuning import dba_label
 
@@ -99,11 +99,7 @@ def summarise_folder(folder: Path) -> list[VariantSummary]:
 
 def ablation_markdown(results_dir: Path) -> str:
     root = results_dir / GROUP
-    order = ("mnist-1pct", "mnist-10-per-class", "mnist-full")
-    recipes = sorted(
-        (p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [],
-        key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name),
-    )
+    recipes = sorted((p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [], key=lambda p: recipe_order(p.name))
     if not recipes:
         raise ConfigError(f"no ablation results under {root}. Fix: run `dba ablate RECIPE` first.")
     lines = [

@@ -87,8 +87,9 @@ DataDirOption = Annotated[
     typer.Option(
         "--data-dir",
         envvar=DATA_DIR_ENV,
-        help="Folder with the four MNIST IDX files (gzip or raw, or torchvision's MNIST/raw layout). "
-        "Default: the verified copy shipped with dba.",
+        help="Folder with the data set's four IDX files (gzip or raw; also found in its MNIST/raw, FashionMNIST/raw, "
+        "raw/, mnist/ or fashion-mnist/ subfolder). Default: for MNIST the verified copy shipped with dba; for "
+        "Fashion-MNIST where `dba data fetch fashion-mnist` or Debian's dataset-fashion-mnist package put it.",
         show_default=False,
     ),
 ]
@@ -207,11 +208,12 @@ def warnings_shown() -> Iterator[None]:
                 err.print(f"[yellow]warning:[/] {escape(str(warning.message))}", highlight=False)
 
 
-def parse_hidden(text: str) -> tuple[int, ...]:
+def parse_hidden(text: str, name: str = "hidden") -> tuple[int, ...]:
+    """--hidden / --channels: comma-separated integers."""
     try:
         widths = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise ConfigError(f"hidden: {text!r} must be comma-separated integers, e.g. 512 or 512,256.") from None
+        raise ConfigError(f"{name}: {text!r} must be comma-separated integers, e.g. 512 or 512,256.") from None
     return widths
 
 
@@ -269,6 +271,9 @@ def dba_help(name: str, what: str, note: str = "", none: str = "") -> str:
 
 @app.command()
 def run(
+    dataset: Annotated[
+        str, typer.Option(help=f"Data set: {choices(RUN_FIELDS['dataset'])} (Fashion-MNIST: see `dba data fetch`).")
+    ] = default(RUN_FIELDS["dataset"]),
     data: Annotated[str, typer.Option(help=f"Training subset: {SUBSET_HELP}.")] = default(RUN_FIELDS["data"]),
     method: Annotated[str, typer.Option(help=f"Training method: {choices(RUN_FIELDS['method'])}.")] = default(RUN_FIELDS["method"]),
     epochs: Annotated[int, typer.Option(help="Passes over the training subset.")] = default(RUN_FIELDS["epochs"]),
@@ -282,9 +287,15 @@ def run(
     ] = None,
     momentum: Annotated[float, typer.Option(help="SGD momentum (0 = plain SGD; ignored by Adam).")] = default(RUN_FIELDS["momentum"]),
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = default(RUN_FIELDS["weight_decay"]),
+    architecture: Annotated[
+        str, typer.Option(help=f"Model: {choices(RUN_FIELDS['architecture'])} (mlp uses --hidden, cnn uses --channels).")
+    ] = default(RUN_FIELDS["architecture"]),
     hidden: Annotated[
-        str, typer.Option(help="Hidden layer widths, comma-separated: 512 or 512,256.")
+        str, typer.Option(help="MLP: hidden layer widths, comma-separated: 512 or 512,256.")
     ] = comma_list(default(RUN_FIELDS["hidden"])),
+    channels: Annotated[
+        str, typer.Option(help="CNN: output channels of its two 5x5 convolutions, comma-separated.")
+    ] = comma_list(default(RUN_FIELDS["channels"])),
     activation: Annotated[
         str, typer.Option(help=f"Hidden activation: {choices(RUN_FIELDS['activation'])}.")
     ] = default(RUN_FIELDS["activation"]),
@@ -330,7 +341,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON result on stdout.", rich_help_panel=OUT_PANEL)] = False,
     threads: Annotated[int, typer.Option("--threads", min=1, help=THREADS_HELP, rich_help_panel=OUT_PANEL)] = 1,
 ) -> None:
-    """Train one MLP on MNIST and print its final test accuracy."""
+    """Train one model (the MLP, or --architecture cnn) on MNIST or Fashion-MNIST and print its final test accuracy."""
     import time
 
     from .data.mnist import load_mnist
@@ -339,8 +350,9 @@ def run(
 
     with user_errors():
         values = dict(
-            data=data, method=method, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-            weight_decay=weight_decay, hidden=parse_hidden(hidden), activation=activation, seed=seed,
+            dataset=dataset, data=data, method=method, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+            weight_decay=weight_decay, architecture=architecture, hidden=parse_hidden(hidden),
+            channels=parse_hidden(channels, "channels"), activation=activation, seed=seed,
         )
         dba = {key: value for key, value in dict(
             metric=metric, direction=direction, min_size=min_size, max_removals=max_removals, reduction=reduction
@@ -355,7 +367,7 @@ def run(
         show_notes(run_notes(config))
         torch_device = resolve_device(device)
         set_threads(threads)
-        mnist = load_mnist(data_dir)
+        mnist = load_mnist(data_dir, dataset=config.dataset)
         started = time.perf_counter()
         with make_progress() as progress:
             task = progress.add_task(f"{config.method} on {config.data}", total=config.epochs, status="", unit="epochs")
@@ -473,7 +485,7 @@ def reproduce(
         show_notes([note for planned in runs for note in run_notes(planned.config)])
         plan = run_grid(
             "", lambda mnist, dev, rep, runner: run_recipe(runs, mnist, dev, results_dir, overwrite, rep, keep_stale=keep_stale, runner=runner),
-            device, data_dir, results_dir, threads, jobs, ray,
+            device, data_dir, results_dir, threads, jobs, ray, loaded.dataset,
         )
         busy = f", {len(plan.busy)} left to another dba process (rerun when it ends)" if plan.busy else ""
         typer.echo(
@@ -489,7 +501,7 @@ def results_folder(results: Path | None, smoke: bool) -> Path:
 
 def run_grid(
     label: str, runs_fn, device: str, data_dir: Path | None, results_dir: Path, threads: int,
-    jobs: int | None = None, ray: str | None = None,
+    jobs: int | None = None, ray: str | None = None, dataset: str = "mnist",
 ):
     """Shared by reproduce/tune/ablate/protocol: load data, pick the runner, run with progress, turn Ctrl-C into a resumable stop.
 
@@ -501,7 +513,7 @@ def run_grid(
 
     torch_device = resolve_device(device)
     set_threads(threads)
-    mnist = load_mnist(data_dir)
+    mnist = load_mnist(data_dir, dataset=dataset)
     runner = make_runner(jobs, ray, threads, torch_device, mnist)
     try:
         try:
@@ -573,7 +585,7 @@ def tune(
         command = f"dba tune {recipe}" + (" --smoke" if smoke else "")
         outcome = run_grid(
             "tuning", lambda mnist, dev, rep, runner: run_tune(loaded, mnist, dev, results_dir, command, smoke, overwrite, rep, keep_stale, runner),
-            device, data_dir, results_dir, threads, jobs, ray,
+            device, data_dir, results_dir, threads, jobs, ray, loaded.dataset,
         )
         for family, entry in outcome.chosen.items():
             typer.echo(f"{family}-tuned: {describe(entry.candidate.spec)} (validation {entry.val_mean:.2f}%)")
@@ -611,7 +623,7 @@ def ablate(
         runs = ablation_runs(loaded, smoke, seeds)
         plan = run_grid(
             "ablation", lambda mnist, dev, rep, runner: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True, keep_stale=keep_stale, runner=runner),
-            device, data_dir, results_dir, threads, jobs, ray,
+            device, data_dir, results_dir, threads, jobs, ray, loaded.dataset,
         )
         with warnings_shown():
             path, _ = write_ablation_table(results_dir)
@@ -646,7 +658,7 @@ def protocol(
         runs = default_runs(loaded, smoke) + protocol_runs(loaded, smoke)
         plan = run_grid(
             "protocol", lambda mnist, dev, rep, runner: run_all(runs, mnist, dev, results_dir, overwrite, rep, wait_for_busy=True, keep_stale=keep_stale, runner=runner),
-            device, data_dir, results_dir, threads, jobs, ray,
+            device, data_dir, results_dir, threads, jobs, ray, loaded.dataset,
         )
         with warnings_shown():
             path, _ = write_protocol_table(results_dir, recipes_for_table(results_dir, loaded, smoke), smoke)
@@ -688,7 +700,7 @@ def converge(
             outcome = run_grid(
                 "convergence",
                 lambda mnist, dev, rep, runner: run_converge(loaded, mnist, dev, results_dir, command, smoke, overwrite, rep, keep_stale, runner),
-                device, data_dir, results_dir, threads, jobs, ray,
+                device, data_dir, results_dir, threads, jobs, ray, loaded.dataset,
             )
         for family, candidate in outcome.chosen.items():
             typer.echo(f"{family}-tuned: {describe(candidate.spec)}")
@@ -735,28 +747,68 @@ def plot(
             typer.echo(f"wrote {path}")
 
 
-data_app = typer.Typer(no_args_is_help=True, help="The MNIST files: where they come from and whether they verify.")
+data_app = typer.Typer(no_args_is_help=True, help="The data sets' files: where they come from, whether they verify, fetching Fashion-MNIST.")
 app.add_typer(data_app, name="data")
+DatasetArgument = Annotated[str, typer.Argument(help=f"Data set: {choices(RUN_FIELDS['dataset'])}.")]
 
 
 @data_app.command("check")
-def data_check(data_dir: DataDirOption = None) -> None:
-    """Load MNIST, verify all four files by content checksum, and report the load time."""
+def data_check(dataset: DatasetArgument = "mnist", data_dir: DataDirOption = None) -> None:
+    """Load a data set, verify all four files by content checksum, and report the load time."""
     import time
 
-    from .data.mnist import default_cache_dir, load_mnist, resolve_data_dir
+    from .data.mnist import DATASET_SPECS, default_cache_dir, load_mnist
 
     with user_errors():
+        check_dataset_name(dataset)
         cache = default_cache_dir()
         started = time.perf_counter()
-        mnist = load_mnist(data_dir)
+        mnist = load_mnist(data_dir, dataset=dataset)
         seconds = time.perf_counter() - started
-        typer.echo(f"source: {resolve_data_dir(data_dir)}")
-        typer.echo(f"cache:  {cache / 'mnist'}")
+        typer.echo(f"source: {mnist.source}")
+        typer.echo(f"cache:  {cache / DATASET_SPECS[dataset].name}")
         typer.echo(
             f"verified: {len(mnist.train_labels)} training and {len(mnist.test_labels)} test images "
             f"(MD5 of uncompressed content) in {seconds:.3f}s"
         )
+
+
+def check_dataset_name(name: str) -> None:
+    """A data set argument dba knows, or a ConfigError listing them."""
+    from .data import DATASETS
+
+    if name not in DATASETS:
+        raise ConfigError(f"unknown data set {name!r}. Fix: use one of {', '.join(DATASETS)}.")
+
+
+@data_app.command("fetch")
+def data_fetch(
+    dataset: DatasetArgument,
+    to: Annotated[
+        Optional[Path],
+        typer.Option(help="Folder to install into (as FOLDER/FashionMNIST/raw; then pass --data-dir FOLDER). "
+                     "Default: the cache's datasets/ folder, where dba looks without --data-dir.", show_default=False),
+    ] = None,
+    mirror: Annotated[
+        Optional[list[str]],
+        typer.Option(help="URL prefix to download from instead of torchvision's mirrors (repeatable; file:// works).", show_default=False),
+    ] = None,
+) -> None:
+    """Download Fashion-MNIST through torchvision, verify every file by content checksum, and install it.
+
+    Without internet: Debian's package dataset-fashion-mnist (`apt install dataset-fashion-mnist`) installs the same
+    files in /usr/share/datasets/fashion-mnist, where dba finds them; or pass --data-dir to any copy.
+    """
+    from .fetch import fetch_dataset
+
+    with user_errors():
+        check_dataset_name(dataset)
+        with make_progress() as progress:
+            task = progress.add_task(f"fetch {dataset}", total=4, status="", unit="files")
+            folder = fetch_dataset(dataset, to, mirror or None, on_file=lambda name: progress.advance(task))
+        typer.echo(f"{dataset}: four files verified in {folder}")
+        if to is not None:
+            typer.echo(f"use it with --data-dir {to} (or set {DATA_DIR_ENV})")
 
 
 bench_app = typer.Typer(no_args_is_help=True, help="Timing benchmarks, each measured as ratios in one run.")
@@ -794,7 +846,13 @@ def bench_pipeline(
 @bench_app.command("step")
 def bench_step(
     batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "64,256",
+    architecture: Annotated[
+        str, typer.Option(help=f"Model: {choices(RUN_FIELDS['architecture'])} (the CNN's convolutions take DBA's generic torch.func path).")
+    ] = "mlp",
     hidden: Annotated[int, typer.Option(min=1, help="Hidden width of the 784-H-10 MLP.")] = 512,
+    channels: Annotated[
+        str, typer.Option(help="CNN: output channels of its two 5x5 convolutions, comma-separated.")
+    ] = comma_list(default(RUN_FIELDS["channels"])),
     repeats: Annotated[int, typer.Option(min=1, help="Timed steps per variant and batch size.")] = 100,
     naive_repeats: Annotated[int, typer.Option(min=0, help="Timed steps of the (slow) naive DBA; 0 leaves it out.")] = 2,
     device: DeviceOption = "cpu",
@@ -808,6 +866,7 @@ def bench_step(
 
     with user_errors():
         sizes = tuple(int(part) for part in batch_sizes.split(","))
+        model = run_config(architecture=architecture, channels=parse_hidden(channels, "channels"))  # validates both
         torch_device = resolve_device(device)
         set_threads(threads)
         mnist = load_mnist(data_dir)
@@ -818,6 +877,7 @@ def bench_step(
                 batch_sizes=sizes, hidden=hidden, repeats=repeats, naive_repeats=naive_repeats,
                 inputs=inputs, targets=targets, device=torch_device,
                 on_repeat=lambda batch, repeat: progress.advance(task),
+                architecture=model.architecture, channels=tuple(model.channels),
             )
         typer.echo(format_table(rows))
 

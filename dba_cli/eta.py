@@ -27,7 +27,8 @@ def run_kind(planned: PlannedRun) -> Hashable:
     """What determines the cost of one epoch of a run, apart from whether it is evaluated."""
     config = planned.config
     return (
-        config.data, config.method, config.batch_size, tuple(config.hidden), config.resample,
+        config.data, config.method, config.batch_size, config.architecture, tuple(config.hidden), tuple(config.channels),
+        config.resample,
         config.validation_size > 0,
     )
 

@@ -265,17 +265,29 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def start_worker(parent_pid: int, events, threads: int, device: str, data_dir: str | None) -> None:
-    """A worker's setup: its signals, its thread count, and its own verified copy of the data."""
-    from .data.mnist import load_mnist
+    """A worker's setup: its signals, its thread count, and where its own verified copies of the data come from."""
     from .devices import set_threads
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     die_with_parent(parent_pid)
     set_threads(threads)
-    WORKER.update(events=events, device=torch.device(device), mnist=load_mnist(data_dir))
+    WORKER.update(events=events, device=torch.device(device), data_dir=data_dir, datasets={})
+
+
+def worker_dataset(name: str) -> MNIST:
+    """The worker's verified copy of data set `name`, loaded at its first run."""
+    from .data.mnist import load_mnist
+
+    if name not in WORKER["datasets"]:
+        WORKER["datasets"][name] = load_mnist(WORKER["data_dir"], dataset=name)
+    return WORKER["datasets"][name]
 
 
 def train_in_worker(planned: PlannedRun, checkpoint: Path | None) -> dict:
     """One run in a worker: its epochs go to the parent's queue, its document is returned."""
     events = WORKER["events"]
-    return train_run(planned, WORKER["mnist"], WORKER["device"], lambda key, record: events.put((key, record)), checkpoint)
+    try:
+        dataset = worker_dataset(planned.config.dataset)
+    except Exception as exc:  # noqa: BLE001 - reported as this run's failure
+        raise failure_from(exc) from None
+    return train_run(planned, dataset, WORKER["device"], lambda key, record: events.put((key, record)), checkpoint)

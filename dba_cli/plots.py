@@ -43,7 +43,7 @@ from matplotlib.legend import Legend
 from matplotlib.ticker import MaxNLocator
 
 from .io import write_atomic
-from .models import linear_layer_labels
+from .models import cnn_layer_labels, linear_layer_labels
 from .results import finished_results
 from .tables import packaged_recipe, table_order, warn_unfinished
 
@@ -293,7 +293,9 @@ def epoch_ticks() -> MaxNLocator:
 
 
 def layer_names(config: dict) -> dict[str, str]:
-    """Module name -> readable layer label, from the run's model (784 -> hidden -> 10)."""
+    """Module name -> readable layer label, from the run's model (the MLP's 784 -> hidden -> 10, or the CNN's layers)."""
+    if config.get("architecture") == "cnn":
+        return cnn_layer_labels(config["channels"])
     return linear_layer_labels(config["hidden"]) if config.get("hidden") else {}
 
 

@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .evaluation import FINAL_ONLY
 from .io import write_text_atomic
 from .markdown import interval, markdown_table, mean_std
-from .recipes import PlannedRun, Recipe, list_recipes, load_recipe
+from .recipes import PlannedRun, Recipe, list_recipes, load_recipe, recipe_order
 from .results import stored_results
 from .stats import pair_by_seed, paired_difference
 
@@ -40,7 +40,8 @@ def protocol_variants(recipe: Recipe) -> list[Variant]:
         Variant("every-epoch", "fresh subset drawn every epoch", {"resample": "every_epoch"}),
         Variant("uniform", "uniform (unstratified) subset draw", {"subset_draw": "uniform"}),
     ]
-    found += [Variant(f"width-{w}", f"hidden width {w}", {"hidden": [w]}) for w in recipe.protocol.widths]
+    if recipe.model.architecture == "mlp":  # the CNN has no hidden width to vary
+        found += [Variant(f"width-{w}", f"hidden width {w}", {"hidden": [w]}) for w in recipe.protocol.widths]
     return found
 
 
@@ -120,7 +121,7 @@ def recipe_section(recipe: Recipe, results_dir: Path, smoke: bool = False) -> li
     methods = protocol_methods(recipe)
     reported = default_runs(recipe, smoke)
     default = accuracies(results_dir, reported)
-    rows = [("ours: fixed stratified subset, final epoch, width " + "/".join(map(str, recipe.model.hidden)), "result", default)]
+    rows = [("ours: fixed stratified subset, final epoch, " + recipe.model.describe(), "result", default)]
     rows.append(("best epoch selected on the test set (among evaluated epochs)", "diagnostic", accuracies(results_dir, reported, best_epoch=True)))
     runs = protocol_runs(recipe, smoke)
     for variant in protocol_variants(recipe):
@@ -186,6 +187,5 @@ def recipes_for_table(results_dir: Path, current: Recipe, smoke: bool = False) -
     for name in present - {current.name}:
         if name in known:
             found[name] = load_recipe(name)
-    order = ("mnist-1pct", "mnist-10-per-class", "mnist-full")
-    return sorted(found.values(), key=lambda r: (order.index(r.name) if r.name in order else len(order), r.name))
+    return sorted(found.values(), key=lambda r: recipe_order(r.name))
 

@@ -176,10 +176,11 @@ def train_on_ray(planned: PlannedRun, device: str, threads: int) -> dict:
 
     try:
         set_threads(threads)
-        if "mnist" not in MNIST_CACHE:
-            MNIST_CACHE["mnist"] = load_mnist()
+        name = planned.config.dataset
+        if name not in MNIST_CACHE:  # the node's own copy: packaged MNIST, or Fashion-MNIST where the node has it
+            MNIST_CACHE[name] = load_mnist(dataset=name)
     except Exception as exc:  # noqa: BLE001 - sent to the driver as this run's failure
         raise failure_from(exc) from None
-    document = train_run(planned, MNIST_CACHE["mnist"], torch.device(device), lambda key, record: None, None)
+    document = train_run(planned, MNIST_CACHE[name], torch.device(device), lambda key, record: None, None)
     document["ray_node"] = ray.get_runtime_context().get_node_id()
     return document

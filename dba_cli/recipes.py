@@ -18,8 +18,8 @@ from typing import Annotated, Literal
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from .config import (
-    DEFAULT_LR, MAX_PATH_PART_LENGTH, OPTIMIZERS, Activation, DBASettings, Float, Int, Method, Optimizer, RunConfig,
-    SafeName, Strict, Subset, Width, config_error, excerpt, make_config, name_problem,
+    DEFAULT_LR, MAX_PATH_PART_LENGTH, OPTIMIZERS, Activation, Architecture, Channels, Dataset, DBASettings, Float, Int,
+    Method, Optimizer, RunConfig, SafeName, Strict, Subset, Width, config_error, excerpt, make_config, name_problem,
 )
 from .dba.config import DIRECTIONS, METRICS, REDUCTIONS
 from .errors import ConfigError
@@ -27,6 +27,15 @@ from .evaluation import DEFAULT_SCHEDULE, EvaluationSchedule, evaluated_epochs
 from .safe_yaml import load_yaml_file
 
 RECIPES_DIR_ENV = "DBA_RECIPES_DIR"
+# The order reports list recipes in: the paper's settings, then beyond the paper (a CNN, Fashion-MNIST).
+RECIPE_ORDER = (
+    "mnist-1pct", "mnist-10-per-class", "mnist-full", "mnist-1pct-cnn", "fashion-1pct", "fashion-10-per-class", "fashion-full",
+)
+
+
+def recipe_order(name: str) -> tuple[int, str]:
+    """Sort key: RECIPE_ORDER first, then any other recipe by name."""
+    return (RECIPE_ORDER.index(name) if name in RECIPE_ORDER else len(RECIPE_ORDER), name)
 # A result key, flattened with '/' -> '__' plus '.lock' (reproduce.lock_path), must stay one valid file name (255 bytes).
 MAX_KEY_LENGTH = 240
 
@@ -41,8 +50,18 @@ class Claim(Strict):
 
 
 class ModelSpec(Strict):
+    """The model: the MLP (`hidden` widths) or the small CNN (`channels` of its two convolutions), see models.py."""
+
+    architecture: Architecture = "mlp"
     hidden: list[Width] = Field(default_factory=lambda: [512], min_length=1)
+    channels: Channels = Field(default_factory=lambda: [8, 16])
     activation: Activation = "relu"
+
+    def describe(self) -> str:
+        """How tables name it: "width 512" or "CNN 8/16 channels"."""
+        if self.architecture == "cnn":
+            return "CNN " + "/".join(map(str, self.channels)) + " channels"
+        return "width " + "/".join(map(str, self.hidden))
 
 
 class TrainingSpec(Strict):
@@ -187,6 +206,7 @@ class Recipe(Strict):
     name: SafeName
     description: str = ""
     claim: Claim = Field(default_factory=Claim)
+    dataset: Dataset = "mnist"  # the data set (data/__init__.py DATASETS); `data` is the subset of its training set
     data: Subset
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec
@@ -236,8 +256,11 @@ class Recipe(Strict):
     def config_for(self, spec: MethodSpec, seed: int, smoke: bool = False, label: str = "", **overrides) -> RunConfig:
         """The validated run of `spec` on this recipe's data, model and schedule; overrides (not None) win."""
         values = {
+            "dataset": self.dataset,
             "data": self.data,
+            "architecture": self.model.architecture,
             "hidden": self.model.hidden,
+            "channels": self.model.channels,
             "activation": self.model.activation,
             "epochs": self.smoke.epochs if smoke else self.training.epochs,
             "batch_size": self.training.batch_size,

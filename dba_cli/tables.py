@@ -18,11 +18,10 @@ import pandas as pd
 from .errors import ConfigError
 from .io import write_text_atomic
 from .markdown import interval, markdown_table, mean_std, number
-from .recipes import Recipe, list_recipes, load_recipe
+from .recipes import RECIPE_ORDER, Recipe, list_recipes, load_recipe
 from .results import code_label, finished_results
 from .stats import BOOTSTRAP_SEED, RESAMPLES, PairedDifference, pair_by_seed, paired_difference, ruled_out
 
-RECIPE_ORDER = ("mnist-1pct", "mnist-10-per-class", "mnist-full")
 ROLE_LABEL = {
     "baseline": "baseline, untuned",
     "literal": "DBA, literal reading",

@@ -28,7 +28,9 @@ def write(tmp_path, text, name="recipe.yaml"):
 
 
 def test_packaged_recipes_are_valid_and_state_the_claims():
-    assert set(list_recipes()) == {"mnist-full", "mnist-1pct", "mnist-10-per-class"}
+    assert set(list_recipes()) == {
+        "mnist-full", "mnist-1pct", "mnist-10-per-class", "mnist-1pct-cnn", "fashion-1pct", "fashion-10-per-class", "fashion-full"
+    }
     one_pct = load_recipe("mnist-1pct")
     assert one_pct.claim.dba_accuracy == 97.79 and one_pct.claim.error_reduction == 81.78
     assert load_recipe("mnist-10-per-class").claim.dba_accuracy == 97.44
@@ -39,6 +41,24 @@ def test_packaged_recipes_are_valid_and_state_the_claims():
         runs = recipe.runs()
         assert len(runs) == sum(recipe.seed_count(name) for name in recipe.methods)
         assert len({run.key for run in runs}) == len(runs)
+        assert {run.config.dataset for run in runs} == {recipe.dataset}
+
+
+def test_beyond_mnist_recipes_change_one_thing_from_their_mnist_recipe():
+    """Each new recipe is its MNIST-MLP counterpart with only the data set or the model changed."""
+    pairs = {"fashion-1pct": "mnist-1pct", "fashion-10-per-class": "mnist-10-per-class", "fashion-full": "mnist-full",
+             "mnist-1pct-cnn": "mnist-1pct"}
+    for name, original in pairs.items():
+        new, old = load_recipe(name), load_recipe(original)
+        assert new.claim.dba_accuracy is None and new.claim.convergence is None  # the paper claims nothing here
+        assert (new.data, new.training, new.seeds) == (old.data, old.training, old.seeds)
+        for method in ("sgd", "adam", "dba-literal", "dba"):
+            assert new.methods[method] == old.methods[method]
+        if name.startswith("fashion"):
+            assert new.dataset == "fashion-mnist" and new.model == old.model
+        else:
+            assert new.dataset == "mnist" and new.model.architecture == "cnn"
+            assert all(run.config.to_dict()["architecture"] == "cnn" for run in new.runs())
 
 
 def test_runs_apply_overrides_and_smoke(tmp_path):
