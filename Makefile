@@ -10,12 +10,16 @@ SMOKE_RESULTS ?= results/smoke
 DEVICE ?= auto
 RECIPES ?= mnist-1pct mnist-10-per-class mnist-full
 SCARCE ?= mnist-1pct mnist-10-per-class
-CONVERGE ?= mnist-full
+CONVERGE ?= mnist-full fashion-full
+# Beyond the paper: its settings on Fashion-MNIST, and mnist-1pct with a small CNN.
+BEYOND ?= fashion-1pct fashion-10-per-class fashion-full mnist-1pct-cnn
+BEYOND_SCARCE ?= fashion-1pct fashion-10-per-class mnist-1pct-cnn
+BEYOND_ABLATE ?= fashion-1pct fashion-10-per-class
 # Runs trained at once by each command (--jobs); empty: dba's default, the cores this process may use.
 JOBS ?=
 GRID_FLAGS = --results $(RESULTS) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: install test test-cuda fuzz smoke paper-tables fair-comparison convergence foundation bench bench-pipeline clean
+.PHONY: install test test-cuda fuzz smoke paper-tables fair-comparison beyond-mnist fashion-data convergence foundation bench bench-pipeline clean
 
 install:  ## create .venv and install dba with its test tools and Ray (--ray; the tests start a local cluster)
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +41,16 @@ smoke:  ## every recipe end to end with tiny epochs and one seed (CI); not a res
 	$(DBA) tune mnist-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
 	$(DBA) ablate mnist-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
 	$(DBA) protocol mnist-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
+	$(DBA) reproduce mnist-1pct-cnn --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
+	@if $(DBA) data check fashion-mnist > /dev/null 2>&1; then \
+		$(DBA) reproduce fashion-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE); \
+	else echo "smoke: Fashion-MNIST is not on this machine; fashion-10-per-class skipped (make fashion-data)"; fi
 	$(DBA) table --results $(SMOKE_RESULTS) > /dev/null
 
-paper-tables:  ## the full protocol: all recipes (incl. tuned methods), tuning, ablation, protocol diagnostics, tables, figures (resumable; JOBS=N runs at once)
+paper-tables: fashion-data  ## the full protocol: all recipes (incl. tuned methods), tuning, ablation, protocol diagnostics, beyond MNIST, tables, figures (resumable; JOBS=N runs at once)
 	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe $(GRID_FLAGS) || exit $$?; done
 	@$(MAKE) --no-print-directory fair-comparison
+	@$(MAKE) --no-print-directory beyond-mnist
 	@$(MAKE) --no-print-directory foundation
 	@$(MAKE) --no-print-directory convergence
 	$(DBA) table --results $(RESULTS) > /dev/null
@@ -54,7 +63,18 @@ fair-comparison:  ## on the data-scarce recipes: dba tune, dba ablate, dba proto
 		$(DBA) protocol $$recipe $(GRID_FLAGS) || exit $$?; \
 	done
 
-convergence:  ## dba converge: time to a validation target on full MNIST, every method tuned for it (results/convergence/)
+fashion-data:  ## Fashion-MNIST where dba finds it: already here (e.g. Debian's dataset-fashion-mnist), else dba data fetch (needs internet)
+	@$(DBA) data check fashion-mnist > /dev/null 2>&1 || $(DBA) data fetch fashion-mnist
+
+beyond-mnist: fashion-data  ## the paper's protocol on Fashion-MNIST (MLP) and on mnist-1pct with a CNN: reproduce, tune, protocol, ablation (results/tune/, protocol.md, ablation.md)
+	@for recipe in $(BEYOND); do $(DBA) reproduce $$recipe $(GRID_FLAGS) || exit $$?; done
+	@for recipe in $(BEYOND_SCARCE); do \
+		$(DBA) tune $$recipe $(GRID_FLAGS) || exit $$?; \
+		$(DBA) protocol $$recipe $(GRID_FLAGS) || exit $$?; \
+	done
+	@for recipe in $(BEYOND_ABLATE); do $(DBA) ablate $$recipe $(GRID_FLAGS) || exit $$?; done
+
+convergence:  ## dba converge: time to a validation target on full MNIST and full Fashion-MNIST, every method tuned for it (results/convergence/)
 	@for recipe in $(CONVERGE); do $(DBA) converge $$recipe $(GRID_FLAGS) || exit $$?; done
 
 foundation:  ## the README's first SGD/Adam baselines (seed 0, batch 32, 200 epochs, default lr) into RESULTS/foundation/

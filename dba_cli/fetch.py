@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,7 +52,15 @@ def already_verified(folder: Path, spec: DatasetSpec) -> bool:
 
 
 def download(url: str, folder: Path, name: str) -> None:
-    """One file, through torchvision's downloader (no checksum here: `verify` checks the content)."""
+    """One file, through torchvision's downloader (no checksum here: `verify` checks the content).
+
+    A file:// mirror (a local copy of the mirror's files) is read directly:
+    torchvision's downloader expects an HTTP response.
+    """
+    if url.startswith("file:"):
+        with urllib.request.urlopen(url) as response, open(folder / name, "wb") as out:
+            shutil.copyfileobj(response, out)
+        return
     from torchvision.datasets.utils import download_url
 
     download_url(url, str(folder), filename=name)

@@ -194,6 +194,10 @@ def test_real_runs_give_paired_rows_per_method_warnings_and_skip_damaged_files(t
         reference = scipy_stats.ttest_rel(dba, base).confidence_interval(0.95)
         assert (row.paired_t_low, row.paired_t_high) == pytest.approx((reference.low, reference.high), abs=1e-4)
     assert f"| dba-tuned | {best} | 2 | 0, 1 |" in markdown
+    # The at-a-glance table above the sections repeats the headline with the same numbers.
+    glance = markdown.split("## At a glance", 1)[1].split("\n## ", 1)[0]
+    assert f"| tiny | mnist | MLP, width " in glance
+    assert f"| 2 | {sum(dba) / 2:.2f} | {best} {sum(base) / 2:.2f} | {row.paired_mean_difference:+.2f} |" in glance
 
 
 def test_per_method_seeds_plan_runs_and_are_validated(tmp_path):
