@@ -14,7 +14,7 @@ CONVERGE ?= mnist-full fashion-full
 # Beyond the paper: its settings on Fashion-MNIST, and mnist-1pct with a small CNN.
 BEYOND ?= fashion-1pct fashion-10-per-class fashion-full mnist-1pct-cnn
 BEYOND_SCARCE ?= fashion-1pct fashion-10-per-class mnist-1pct-cnn
-BEYOND_ABLATE ?= fashion-1pct fashion-10-per-class
+BEYOND_ABLATE ?= fashion-10-per-class
 # Runs trained at once by each command (--jobs); empty: dba's default, the cores this process may use.
 JOBS ?=
 GRID_FLAGS = --results $(RESULTS) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
