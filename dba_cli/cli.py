@@ -411,7 +411,7 @@ app.add_typer(recipes_app, name="recipes")
 
 @recipes_app.command("list")
 def recipes_list() -> None:
-    """List the packaged recipes with their data subset, methods and seeds."""
+    """List the packaged recipes with their data set and subset, model, methods and seeds."""
     from .recipes import list_recipes, load_recipe, missing_recipes_folder, recipes_dir
 
     with user_errors():
@@ -420,7 +420,8 @@ def recipes_list() -> None:
         for name in list_recipes():
             recipe = load_recipe(name)
             typer.echo(
-                f"{name:22} data {recipe.data:13} seeds {recipe.seeds}  epochs {recipe.training.epochs:4}  "
+                f"{name:22} {recipe.dataset:13} data {recipe.data:13} {recipe.model.architecture}  "
+                f"seeds {recipe.seeds}  epochs {recipe.training.epochs:4}  "
                 f"methods {', '.join(recipe.methods)}"
             )
 
