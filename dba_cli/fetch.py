@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from .data.mnist import DATASET_SPECS, DatasetSpec, fetched_data_dir, locate, read_content, verify
+from .data.mnist import DATASET_SPECS, DatasetSpec, fetched_data_dir, load_verified
 from .errors import ConfigError, DataError
 
 # How to get a data set without internet, for the failed-download message.
@@ -39,15 +39,12 @@ def torchvision_mirrors(spec: DatasetSpec) -> list[str]:
 
 
 def already_verified(folder: Path, spec: DatasetSpec) -> bool:
-    """Whether `folder` already holds all four files with the canonical content."""
-    for file in spec.files.values():
-        path = locate(folder, file.stem, spec)
-        if path is None:
-            return False
-        try:
-            verify(read_content(path, spec), file, path, spec)
-        except DataError:
-            return False
+    """Whether `folder` already holds all four files with the canonical content (the check every load makes)."""
+    try:
+        for file in spec.files.values():
+            load_verified(file, folder, None, spec)
+    except DataError:
+        return False
     return True
 
 
@@ -106,8 +103,7 @@ def fetch_dataset(
                     f"Fix: check the internet connection; without internet, {OFFLINE.get(name, 'copy the four IDX files')}, "
                     "or pass --data-dir (or set DBA_DATA_DIR) to a folder holding the four IDX files."
                 )
-            path = staging / gz_name
-            verify(read_content(path, spec), file, path, spec)
+            load_verified(file, staging, None, spec)  # raises, naming the file and both checksums
             if on_file is not None:
                 on_file(gz_name)
         final.mkdir(parents=True, exist_ok=True)

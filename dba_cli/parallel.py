@@ -250,7 +250,8 @@ class PoolRunner:
 # --- inside a worker process ---
 
 PR_SET_PDEATHSIG = 1
-WORKER: dict = {}  # this worker process's data, device and event queue (set once by start_worker)
+WORKER: dict = {}  # this worker process's data folder, device and event queue (set once by start_worker)
+LOADED: dict = {}  # this process's verified data sets, by (name, folder): a pool worker's or a Ray worker's
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -271,23 +272,23 @@ def start_worker(parent_pid: int, events, threads: int, device: str, data_dir: s
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     die_with_parent(parent_pid)
     set_threads(threads)
-    WORKER.update(events=events, device=torch.device(device), data_dir=data_dir, datasets={})
+    WORKER.update(events=events, device=torch.device(device), data_dir=data_dir)
 
 
-def worker_dataset(name: str) -> MNIST:
-    """The worker's verified copy of data set `name`, loaded at its first run."""
+def loaded_dataset(name: str, data_dir: str | None) -> MNIST:
+    """This process's verified copy of data set `name` from `data_dir` (None: the default copy), loaded at its first run."""
     from .data.mnist import load_mnist
 
-    if name not in WORKER["datasets"]:
-        WORKER["datasets"][name] = load_mnist(WORKER["data_dir"], dataset=name)
-    return WORKER["datasets"][name]
+    if (name, data_dir) not in LOADED:
+        LOADED[name, data_dir] = load_mnist(data_dir, dataset=name)
+    return LOADED[name, data_dir]
 
 
 def train_in_worker(planned: PlannedRun, checkpoint: Path | None) -> dict:
     """One run in a worker: its epochs go to the parent's queue, its document is returned."""
     events = WORKER["events"]
     try:
-        dataset = worker_dataset(planned.config.dataset)
+        dataset = loaded_dataset(planned.config.dataset, WORKER["data_dir"])
     except Exception as exc:  # noqa: BLE001 - reported as this run's failure
         raise failure_from(exc) from None
     return train_run(planned, dataset, WORKER["device"], lambda key, record: events.put((key, record)), checkpoint)

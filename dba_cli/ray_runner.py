@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .errors import ConfigError, DBAError
-from .parallel import OnEpoch, RunFailed, failure_from, train_run
+from .parallel import OnEpoch, RunFailed, failure_from, loaded_dataset, train_run
 
 if TYPE_CHECKING:
     from .recipes import PlannedRun
@@ -164,23 +164,20 @@ class RayRunner:
             self.ray.shutdown()
 
 
-MNIST_CACHE: dict = {}  # per Ray worker process: its verified copy of the data, loaded once
-
-
 def train_on_ray(planned: PlannedRun, device: str, threads: int) -> dict:
-    """One run as a Ray task: train with the packaged data and return the document (the node id added)."""
+    """One run as a Ray task: train with the node's own copy of the data and return the document (the node id added).
+
+    The node's copy is its default one: packaged MNIST, or Fashion-MNIST where the node has it.
+    """
     import ray
 
-    from .data.mnist import load_mnist
     from .devices import set_threads
 
     try:
         set_threads(threads)
-        name = planned.config.dataset
-        if name not in MNIST_CACHE:  # the node's own copy: packaged MNIST, or Fashion-MNIST where the node has it
-            MNIST_CACHE[name] = load_mnist(dataset=name)
+        dataset = loaded_dataset(planned.config.dataset, None)
     except Exception as exc:  # noqa: BLE001 - sent to the driver as this run's failure
         raise failure_from(exc) from None
-    document = train_run(planned, MNIST_CACHE[name], torch.device(device), lambda key, record: None, None)
+    document = train_run(planned, dataset, torch.device(device), lambda key, record: None, None)
     document["ray_node"] = ray.get_runtime_context().get_node_id()
     return document
