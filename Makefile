@@ -20,7 +20,7 @@ BEYOND_ABLATE ?=
 JOBS ?=
 GRID_FLAGS = --results $(RESULTS) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: install test test-cuda fuzz smoke paper-tables fair-comparison beyond-mnist fashion-data convergence foundation bench bench-pipeline clean
+.PHONY: install test test-fast test-cuda fuzz smoke paper-tables fair-comparison beyond-mnist fashion-data convergence foundation bench bench-pipeline clean
 
 install:  ## create .venv and install dba with its test tools and Ray (--ray; the tests start a local cluster)
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ install:  ## create .venv and install dba with its test tools and Ray (--ray; th
 	$(PY) -m pip install -q -e ".[test,ray]"
 	@echo "installed: run 'make test', then '$(DBA) --help'"
 
-test:  ## the test suite (CUDA tests skip themselves without a GPU)
-	$(PY) -m pytest -q
+TEST_WORKERS ?= 2
+test:  ## the architecture's import contracts, then every test on TEST_WORKERS workers (CUDA tests skip themselves without a GPU)
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
+
+test-fast:  ## the tests without the slow ones (subprocesses, the Ray cluster, worker pools, grids through the CLI)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 test-cuda:  ## only the CUDA tests
 	$(PY) -m pytest -q -m cuda

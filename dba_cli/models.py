@@ -8,24 +8,18 @@ the 1x28x28 image), so data, subsets and the training loop are shared. DBA
 gives its convolutions per-sample gradients through the engine's generic
 torch.func path and its Linear through the fast path (dba/engine.py).
 
-torch is imported inside the builders: the architecture and activation names are
-read by the config, the recipes and `dba run --help`, none of which should load torch.
+The architecture and activation names are declared in settings/run.py, and the trained
+layers' readable names in settings/layers.py (both torch-free, for configs and reports).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import torch
+from torch import nn
 
 from .seeding import derive_seed
+from .settings.run import ACTIVATIONS
 
-if TYPE_CHECKING:
-    from torch import nn
-
-# Hidden activations: the name a config or recipe uses -> its torch.nn module's class name.
-# The one list of activations: RunConfig, the recipes' ModelSpec and `dba run` derive theirs from it.
-ACTIVATION_MODULES = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU"}
-ACTIVATIONS = tuple(ACTIVATION_MODULES)
-ARCHITECTURES = ("mlp", "cnn")
 IMAGE_SIDE = 28  # both data sets: 28x28 grey images
 
 
@@ -42,16 +36,13 @@ def build_mlp(
     and the global RNG is left untouched, so the same seed gives the same
     initial weights on every device.
     """
-    import torch
-    from torch import nn
-
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(derive_seed(seed, "init"))
         layers: list[nn.Module] = []
         width = in_features
         for size in hidden:
-            layers += [nn.Linear(width, size), getattr(nn, ACTIVATION_MODULES[activation])()]
+            layers += [nn.Linear(width, size), getattr(nn, ACTIVATIONS[activation])()]
             width = size
         layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
@@ -64,15 +55,12 @@ def build_cnn(
     seed: int | None = None,
 ) -> nn.Sequential:
     """The small CNN (see the module docstring), with PyTorch's default initialisation and `build_mlp`'s seeding."""
-    import torch
-    from torch import nn
-
     first, second = channels
     side = ((IMAGE_SIDE - 4) // 2 - 4) // 2  # two valid 5x5 convolutions, each then pooled by 2: 28 -> 4
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(derive_seed(seed, "init"))
-        activation_module = getattr(nn, ACTIVATION_MODULES[activation])
+        activation_module = getattr(nn, ACTIVATIONS[activation])
         return nn.Sequential(
             nn.Unflatten(1, (1, IMAGE_SIDE, IMAGE_SIDE)),
             nn.Conv2d(1, first, 5), activation_module(), nn.MaxPool2d(2),
@@ -89,28 +77,3 @@ def build_model(
     if architecture == "cnn":
         return build_cnn(tuple(channels), activation, seed=seed)
     return build_mlp(tuple(hidden), activation, seed=seed)
-
-
-def cnn_layer_labels(channels: tuple[int, ...] | list[int]) -> dict[str, str]:
-    """Readable names of `build_cnn`'s trained layers, keyed by their nn.Sequential module names."""
-    first, second = channels
-    return {
-        "1": f"convolution 1 (1→{first}, 5×5)",
-        "4": f"convolution 2 ({first}→{second}, 5×5)",
-        "8": f"output layer ({second * 16}→10)",
-    }
-
-
-def linear_layer_labels(hidden: tuple[int, ...] | list[int], in_features: int = 784, out_features: int = 10) -> dict[str, str]:
-    """Readable names of `build_mlp`'s Linear layers, keyed by their nn.Sequential module names.
-
-    `build_mlp` puts an activation after every hidden Linear, so Linear i is module "2i":
-    hidden=(512,) gives {"0": "hidden layer 1 (784→512)", "2": "output layer (512→10)"}.
-    DBA's per-layer statistics are keyed by those module names.
-    """
-    widths = [in_features, *hidden, out_features]
-    labels = {}
-    for index, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
-        kind = "output layer" if index == len(hidden) else f"hidden layer {index + 1}"
-        labels[str(2 * index)] = f"{kind} ({fan_in}→{fan_out})"
-    return labels

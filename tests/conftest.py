@@ -11,9 +11,9 @@ os.environ.pop("DBA_DATA_DIR", None)
 @pytest.fixture(scope="session")
 def mnist(tmp_path_factory):
     """The packaged, verified MNIST, loaded once per test session (cache in a temp folder)."""
-    from dba_cli.data.mnist import load_mnist
+    from dba_cli.data.loading import load_dataset
 
-    return load_mnist(cache_dir=tmp_path_factory.mktemp("cache"))
+    return load_dataset(cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(autouse=True)

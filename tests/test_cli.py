@@ -31,14 +31,18 @@ def test_run_json_is_one_parseable_result(tmp_path):
             "--hidden", "128,64", "--seed", "4", "--device", "cpu", "--json", "--output", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
+    summary = json.loads(result.stdout)  # the schema-2 document a results folder holds
+    assert summary["schema_version"] == 2 and summary["recipe"] == "run"
     assert summary["config"]["method"] == "adam" and summary["config"]["hidden"] == [128, 64]
     assert summary["config"]["lr"] == 0.002 and summary["config"]["seed"] == 4
-    assert len(summary["history"]) == 3
-    assert summary["final_test_accuracy"] == summary["history"][-1]["test_accuracy"] > 20
-    assert summary["device"] == "cpu"
+    assert len(summary["history"]["train_loss"]) == 3 and summary["history"]["evaluated"]["epoch"] == [1, 2, 3]
+    assert summary["final_test_accuracy"] == summary["history"]["evaluated"]["test_accuracy"][-1] > 20
+    assert summary["device"] == "cpu" and "subset_indices" not in summary
     saved = json.loads(out.read_text())
     assert len(saved["subset_indices"]) == 100 and saved["subset_hash"] == summary["subset_hash"]
+    from dba_cli.results.reading import read_result
+
+    assert read_result(out)["final_test_accuracy"] == summary["final_test_accuracy"]  # read back like any result
 
 
 def test_cuda_without_gpu_is_a_clear_error_with_exit_code_2():
@@ -52,10 +56,10 @@ def test_cuda_without_gpu_is_a_clear_error_with_exit_code_2():
 
 def test_bad_values_give_one_message_naming_the_field_and_exit_2(tmp_path):
     for args, expected in [
-        (["--data", "lots"], "data:"),
-        (["--method", "rmsprop"], "method:"),
-        (["--hidden", "512,abc"], "hidden:"),
-        (["--epochs", "0"], "epochs:"),
+        (["--data", "lots"], "--data:"),
+        (["--method", "rmsprop"], "--method:"),
+        (["--hidden", "512,abc"], "--hidden:"),
+        (["--epochs", "0"], "--epochs:"),
         (["--data-dir", str(tmp_path / "missing")], "does not exist"),
         (["--device", "tpu"], "device:"),
     ]:
@@ -83,7 +87,7 @@ def test_run_dba_records_kept_subset_sizes_per_layer():
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["config"]["dba"]["metric"] == "snr" and summary["config"]["base"] == "sgd"
-    kept = summary["history"][-1]["kept"]
+    kept = {layer: {stat: values[-1] for stat, values in stats.items()} for layer, stats in summary["history"]["kept"].items()}
     assert set(kept) == {"0", "2"}  # the two Linear layers of the Sequential MLP
     assert all(10 <= sizes["min"] <= sizes["mean"] <= sizes["max"] <= 20 for sizes in kept.values())
 

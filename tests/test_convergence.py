@@ -8,11 +8,16 @@ import pytest
 from typer.testing import CliRunner
 
 from dba_cli.cli import app
-from dba_cli.convergence import candidates, rank_key, reach, reported_runs, tuning_runs
-from dba_cli.recipes import load_recipe
-from dba_cli.results import read_result
-from dba_cli.stats import paired_difference
+from dba_cli.results.quantities import reach
+from dba_cli.studies.candidates import Scored
+from dba_cli.studies.converge import grid as candidates
+from dba_cli.studies.converge import rank_for, reported_runs, tuning_runs
+from dba_cli.recipes.loading import load_recipe
+from dba_cli.results.reading import read_result
+from dba_cli.reports.stats import paired_difference
 from tests.test_recipes import write
+
+pytestmark = pytest.mark.slow  # grids through the CLI: `make test` runs them, `make test-fast` leaves them out
 
 TINY = """\
 name: tinyconv
@@ -43,8 +48,8 @@ def test_the_grid_gives_every_family_the_same_number_of_learning_rates(tmp_path)
     recipe = load_recipe(tiny(tmp_path))
     grid = candidates(recipe)
     assert [c.family for c in grid] == ["sgd"] * 2 + ["sgd-momentum"] * 2 + ["adam"] * 2 + ["dba"] * 2
-    assert {c.spec.momentum for c in grid if c.family == "sgd-momentum"} == {0.9}
-    runs = tuning_runs(recipe, grid)
+    assert {c.method.momentum for c in grid if c.family == "sgd-momentum"} == {0.9}
+    runs = tuning_runs(recipe)
     assert {r.config.seed for r in runs} == {100} and {r.config.epochs for r in runs} == {4}
     assert all(r.evaluated_epochs == (1, 2, 3, 4) for r in runs)  # every epoch: a time to target needs each one
     assert all(r.config.validation_size == 300 for r in runs)
@@ -62,12 +67,13 @@ def test_ranking_counts_a_run_that_never_reaches_the_target_as_slowest():
     targets = [90.0]
     assert reach(fast[0], 90.0).steps == 20 and reach(fast[0], 90.0).seconds == 2.0
     assert reach(never[1], 90.0) is None
-    keys = {name: rank_key(docs, targets, i) for i, (name, docs) in enumerate({"fast": fast, "slow": slow, "never": never}.items())}
+    rank_key = rank_for(targets)
+    keys = {name: rank_key(docs) for name, docs in {"fast": fast, "slow": slow, "never": never}.items()}
     assert keys["fast"][0] == 20 and keys["slow"][0] == 30
     assert keys["never"][0] == math.inf  # the median of 10 steps and "never" (infinity)
     assert sorted(keys, key=keys.get) == ["fast", "slow", "never"]
     # Ties on the target are broken by the final validation accuracy.
-    assert rank_key(fast, targets, 5) < rank_key([document([50, 91, 92], 50)] * 2, targets, 0)
+    assert rank_key(fast) < rank_key([document([50, 91, 92], 50)] * 2)
 
 
 def test_converge_tunes_reports_and_says_when_a_target_is_never_reached(tmp_path):
@@ -97,7 +103,7 @@ def test_converge_tunes_reports_and_says_when_a_target_is_never_reached(tmp_path
         difference = paired_difference([reach(documents["dba", s], 20.0).steps for s in seeds],
                                        [reach(documents[fastest, s], 20.0).steps for s in seeds])
         assert f"{difference.mean:.0f}" in report
-    assert len(reported_runs(recipe, {"sgd": candidates(recipe)[0]})) == 3
+    assert len(reported_runs(recipe, {"sgd": Scored(candidates(recipe)[0])})) == 3
     # A rerun trains nothing new.
     again = CliRunner().invoke(app, ["converge", recipe_file, "--results", str(results), "--jobs", "1"])
     assert again.exit_code == 0 and "already finished" in again.output

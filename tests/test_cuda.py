@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from dba_cli.config import run_config
+from dba_cli.settings.run import run_config
 from dba_cli.dba import DBA, DBAConfig
-from dba_cli.train import train
+from dba_cli.training.train import train
 from tests.dba.oracles import batch
 from tests.dba.test_one_transfer import BATCH, build, reference_select
 

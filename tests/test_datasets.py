@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dba_cli.config import RunConfig
-from dba_cli.data import mnist as data
-from dba_cli.data.mnist import DATASET_SPECS, DatasetSpec, IdxFile, load_mnist
+from dba_cli.settings.run import RunConfig
+from dba_cli.data import loading as data
+from dba_cli.data.datasets import DATASET_SPECS, DatasetSpec, IdxFile
+from dba_cli.data.loading import load_dataset
 from dba_cli.errors import DataError
-from dba_cli.train import train
+from dba_cli.training.train import train
 
 TRAIN, TEST = 40, 20  # four training and two test images per class
 
@@ -64,7 +65,7 @@ def no_default_copies(tmp_path, monkeypatch):
 @pytest.mark.parametrize("layout", ["", "FashionMNIST/raw", "fashion-mnist"])
 def test_tiny_dataset_loads_from_gzip_raw_and_torchvision_layouts(tmp_path, compress, layout):
     spec = tiny_dataset(tmp_path / "data" / layout if layout else tmp_path / "data", compress)
-    loaded = load_mnist(tmp_path / "data", cache_dir=False, dataset=spec)
+    loaded = load_dataset(tmp_path / "data", cache_dir=False, dataset=spec)
     assert loaded.name == "fashion-mnist" and loaded.spec == spec
     assert loaded.train_images.shape == (TRAIN, 28, 28) and loaded.test_images.shape == (TEST, 28, 28)
     assert loaded.train_labels.tolist() == [i % 10 for i in range(TRAIN)]
@@ -74,15 +75,15 @@ def test_tiny_dataset_loads_from_gzip_raw_and_torchvision_layouts(tmp_path, comp
 def test_default_locations_fetched_copy_then_system_package(tmp_path, monkeypatch, no_default_copies):
     system = tmp_path / "system"
     spec = dataclasses.replace(tiny_dataset(system), system_dirs=(str(system),))
-    assert load_mnist(cache_dir=False, dataset=spec).source == str(system)
+    assert load_dataset(cache_dir=False, dataset=spec).source == str(system)
     fetched = tmp_path / "empty-cache" / "datasets"
     tiny_dataset(fetched / "FashionMNIST" / "raw")  # where `dba data fetch` (torchvision) puts it
-    assert load_mnist(cache_dir=False, dataset=spec).source == str(fetched)
+    assert load_dataset(cache_dir=False, dataset=spec).source == str(fetched)
 
 
 def test_missing_dataset_is_one_line_naming_both_ways_to_get_it(no_default_copies, tmp_path):
     with pytest.raises(DataError) as caught:
-        load_mnist(cache_dir=False, dataset="fashion-mnist")
+        load_dataset(cache_dir=False, dataset="fashion-mnist")
     message = str(caught.value)
     assert "\n" not in message
     assert "Fashion-MNIST is not on this machine" in message
@@ -98,7 +99,7 @@ def test_checksum_failure_names_the_file_both_checksums_and_how_to_get_a_copy(tm
     content[-1] ^= 0xFF
     path.write_bytes(bytes(content))
     with pytest.raises(DataError) as caught:
-        load_mnist(folder, cache_dir=tmp_path / "cache", dataset=spec)
+        load_dataset(folder, cache_dir=tmp_path / "cache", dataset=spec)
     message = str(caught.value)
     assert str(path) in message and hashlib.md5(bytes(content)).hexdigest() in message
     assert spec.files["train_images"].md5 in message and "dba data fetch fashion-mnist" in message
@@ -109,33 +110,33 @@ def test_mnist_files_are_not_taken_for_fashion_mnist(tmp_path):
     """The two data sets share file names: only the checksum tells them apart, and it does."""
     folder = tmp_path / "mixed"
     folder.mkdir()
-    for spec in data.FILES.values():
+    for spec in DATASET_SPECS["mnist"].files.values():
         (folder / f"{spec.stem}.gz").write_bytes((data.packaged_data_dir() / f"{spec.stem}.gz").read_bytes())
     with pytest.raises(DataError, match="not the canonical Fashion-MNIST train-images-idx3-ubyte"):
-        load_mnist(folder, cache_dir=False, dataset="fashion-mnist")
+        load_dataset(folder, cache_dir=False, dataset="fashion-mnist")
 
 
 def test_cache_entries_are_per_dataset_and_verified(tmp_path):
     spec = tiny_dataset(tmp_path / "data")
-    load_mnist(tmp_path / "data", cache_dir=tmp_path / "cache", dataset=spec)
+    load_dataset(tmp_path / "data", cache_dir=tmp_path / "cache", dataset=spec)
     cached = sorted(path.name for path in (tmp_path / "cache" / "fashion-mnist").iterdir())
     assert cached == sorted(f"{file.md5}.idx" for file in spec.files.values())
     empty = tmp_path / "empty"  # the files are gone; the verified cache is enough
     empty.mkdir()
-    again = load_mnist(empty, cache_dir=tmp_path / "cache", dataset=spec)
-    assert torch.equal(again.test_images, load_mnist(tmp_path / "data", cache_dir=False, dataset=spec).test_images)
+    again = load_dataset(empty, cache_dir=tmp_path / "cache", dataset=spec)
+    assert torch.equal(again.test_images, load_dataset(tmp_path / "data", cache_dir=False, dataset=spec).test_images)
 
 
 def test_features_use_the_dataset_s_own_pixel_statistics(tmp_path):
     spec = dataclasses.replace(tiny_dataset(tmp_path), pixel_mean=0.5, pixel_std=0.25)
-    loaded = load_mnist(tmp_path, cache_dir=False, dataset=spec)
+    loaded = load_dataset(tmp_path, cache_dir=False, dataset=spec)
     expected = (loaded.train_images.reshape(TRAIN, -1).float() / 255 - 0.5) / 0.25
     assert torch.allclose(loaded.features(loaded.train_images), expected)
 
 
 @pytest.mark.parametrize("architecture", ["mlp", "cnn"])
 def test_a_run_trains_on_the_tiny_dataset_and_refuses_another(tmp_path, mnist, architecture):
-    tiny = load_mnist(tmp_path, cache_dir=False, dataset=tiny_dataset(tmp_path))
+    tiny = load_dataset(tmp_path, cache_dir=False, dataset=tiny_dataset(tmp_path))
     config = RunConfig(
         dataset="fashion-mnist", data="2-per-class", architecture=architecture, hidden=[16], epochs=2,
         batch_size=10, method="dba", dba={"metric": "variance", "direction": "minimize", "min_size": 5},
@@ -164,7 +165,7 @@ def test_saved_configs_of_mnist_mlp_runs_are_unchanged_by_the_new_fields():
     reason="the real Fashion-MNIST is not installed here (apt install dataset-fashion-mnist)",
 )
 def test_real_fashion_mnist_matches_the_canonical_facts():
-    fashion = load_mnist(DATASET_SPECS["fashion-mnist"].system_dirs[0], cache_dir=False, dataset="fashion-mnist")
+    fashion = load_dataset(DATASET_SPECS["fashion-mnist"].system_dirs[0], cache_dir=False, dataset="fashion-mnist")
     assert fashion.train_images.shape == (60000, 28, 28) and fashion.test_images.shape == (10000, 28, 28)
     assert fashion.train_labels[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
     assert fashion.train_labels.bincount().tolist() == [6000] * 10

@@ -1,24 +1,30 @@
 """Every setting is declared once; what repeats it elsewhere is derived, and these tests say from where.
 
-DBA's settings: the engine's `DBAConfig`. Activations: `models.ACTIVATIONS`.
-Methods and optimizers: `config.METHODS` / `config.OPTIMIZERS`. The recipes'
-specs, `RunConfig` and the `dba run` options (choices, defaults, help) follow.
+A run's settings: `RunConfig` (settings/run.py). DBA's settings: the engine's
+`DBAConfig`. A recipe's `model:`, `training:` and `methods:` sections hold
+RunConfig's own fields and are validated as RunConfigs; `dba run`'s options are
+generated from the same fields; the grid commands share one declaration of
+their options.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Literal, get_args, get_origin
 
 import pytest
 import typer
 
-from dba_cli import config, data, recipes
-from dba_cli.cli import DBA_FIELDS, app
-from dba_cli.config import METHODS, OPTIMIZERS, RunConfig, fields_of, run_config
+from dba_cli.cli import app
+from dba_cli.cli.options import GRID_ANNOTATIONS, option_name
 from dba_cli.dba.config import DIRECTIONS, METRICS, REDUCTIONS, DBAConfig
 from dba_cli.errors import ConfigError
-from dba_cli.models import ACTIVATIONS, build_mlp
+from dba_cli.models import build_mlp
+from dba_cli.recipes.recipe import METHOD_FIELDS, MODEL_FIELDS, TRAINING_FIELDS, Method, ModelSection, TrainingSection
+from dba_cli.settings import environment
+from dba_cli.settings.run import ACTIVATIONS, DEFAULT_LR, METHODS, OPTIMIZERS, RunConfig, fields_in, run_config
+from dba_cli.settings.validation import fields_of
 
 
 def literal_values(model: type, name: str) -> tuple:
@@ -27,53 +33,83 @@ def literal_values(model: type, name: str) -> tuple:
     return get_args(annotation)
 
 
-def run_options() -> dict:
-    """The `dba run` options by parameter name, as Click sees them."""
-    command = typer.main.get_command(app).commands["run"]
+def command_options(name: str) -> dict:
+    """A command's options by parameter name, as Click sees them."""
+    command = typer.main.get_command(app).commands[name]
     return {param.name: param for param in command.params}
 
 
-def test_dba_settings_are_the_engines_config_everywhere():
-    assert config.DBASettings is DBAConfig
+def test_dba_settings_are_the_engines_config():
     assert RunConfig.model_fields["dba"].annotation == DBAConfig | None
-    assert recipes.MethodSpec.model_fields["dba"].annotation == DBAConfig | None
     assert isinstance(run_config(method="dba").dba, DBAConfig)
     assert (literal_values(DBAConfig, "metric"), literal_values(DBAConfig, "direction"),
             literal_values(DBAConfig, "reduction")) == (METRICS, DIRECTIONS, REDUCTIONS)
 
 
-def test_one_activation_list_for_models_configs_recipes_and_the_cli():
-    assert literal_values(RunConfig, "activation") == ACTIVATIONS
-    assert literal_values(recipes.ModelSpec, "activation") == ACTIVATIONS
-    assert ", ".join(ACTIVATIONS) in run_options()["activation"].help
+def test_recipe_sections_are_run_config_fields_not_a_second_declaration():
+    assert MODEL_FIELDS == tuple(fields_in("model")) and TRAINING_FIELDS == tuple(fields_in("training"))
+    assert set(METHOD_FIELDS) == set(RunConfig.model_fields) - {"seed"}
+    assert set(ModelSection.model_fields) == set(MODEL_FIELDS)
+    assert set(TrainingSection.model_fields) == set(TRAINING_FIELDS)
+    assert set(Method.model_fields) == set(METHOD_FIELDS) | {"role", "seeds"}
+    # The sections declare no types, bounds or defaults of their own: RunConfig's apply.
+    assert all(Method.model_fields[name].default is None for name in METHOD_FIELDS)
+
+
+def test_one_activation_list_for_models_configs_and_the_cli():
+    assert literal_values(RunConfig, "activation") == tuple(ACTIVATIONS)
+    assert ", ".join(ACTIVATIONS) in command_options("run")["activation"].help
     for name in ACTIVATIONS:  # every name builds
         assert len(build_mlp((4,), name)) == 3
 
 
 def test_one_list_of_methods_and_optimizers():
-    assert literal_values(RunConfig, "method") == literal_values(recipes.MethodSpec, "method") == METHODS
-    assert literal_values(RunConfig, "base") == literal_values(recipes.MethodSpec, "base") == OPTIMIZERS
-    assert set(config.DEFAULT_LR) == set(OPTIMIZERS)
+    assert literal_values(RunConfig, "method") == METHODS
+    assert literal_values(RunConfig, "base") == OPTIMIZERS
+    assert set(DEFAULT_LR) == set(OPTIMIZERS)
 
 
-def test_run_option_defaults_are_run_config_defaults():
-    options, defaults = run_options(), RunConfig()
-    for name in ("data", "method", "epochs", "batch_size", "momentum", "weight_decay", "activation", "seed"):
-        assert options[name].default == getattr(defaults, name), name
-    assert options["hidden"].default == ",".join(map(str, defaults.hidden))
+def test_every_run_setting_is_a_dba_run_option_with_its_default_and_help():
+    options = command_options("run")
+    for name, field in RunConfig.model_fields.items():
+        if name == "dba":
+            continue
+        assert name in options and option_name(name) in options[name].opts, name
+        assert options[name].help.startswith(field.description), name
+        if name not in ("lr", "base"):
+            default = field.get_default(call_default_factory=True)
+            assert options[name].default == (",".join(map(str, default)) if isinstance(default, list) else default), name
 
 
-@pytest.mark.parametrize("name", list(DBA_FIELDS))
-def test_dba_options_state_the_engines_choices_and_default(name):
-    options = run_options()
-    if name not in options:
-        pytest.skip(f"{name} is a recipe setting without a command-line option")
-    option, field = options[name], DBA_FIELDS[name]
+@pytest.mark.parametrize("name", [field.name for field in dataclasses.fields(DBAConfig)])
+def test_every_dba_setting_is_an_option_stating_the_engines_choices_and_default(name):
+    option, field = command_options("run")[name], fields_of(DBAConfig)[name]
     assert option.default is None  # not given: no DBA settings, so a baseline run accepts none
     default = dataclasses.asdict(DBAConfig())[name]
     assert option.help.endswith(f"(default: {'no limit' if default is None else default})"), option.help
     if get_origin(field.annotation) is Literal:
         assert ", ".join(get_args(field.annotation)) in option.help
+
+
+def test_the_grid_options_are_declared_once_and_every_grid_command_has_them():
+    for command in ("reproduce", "tune", "ablate", "protocol", "converge"):
+        options = command_options(command)
+        assert set(GRID_ANNOTATIONS) <= set(options), command
+    import dba_cli.cli.grids as grids
+
+    source = inspect.getsource(grids)
+    for name in GRID_ANNOTATIONS:  # no grid command lists a shared option itself
+        assert f"{name}:" not in source.replace("options: GridOptions", ""), name
+
+
+def test_a_bad_option_value_names_the_option():
+    from dba_cli.cli.options import option_path, run_values
+    from dba_cli.settings.validation import make_config
+
+    with pytest.raises(ConfigError, match=r"^--hidden\.0: Input should be greater than or equal to 1"):
+        make_config(RunConfig, run_values({"hidden": "0"}), where=option_path)
+    with pytest.raises(ConfigError, match=r"^--min-size: Input should be greater than or equal to 1"):
+        make_config(RunConfig, run_values({"method": "dba", "min_size": 0}), where=option_path)
 
 
 def test_a_dba_typo_is_named_with_the_nearest_key():
@@ -92,6 +128,7 @@ def test_saved_dba_settings_keep_their_shape():
 
 
 def test_the_data_folder_variable_is_one_name():
-    from dba_cli.data import mnist
+    from dba_cli.data import loading
 
-    assert data.DATA_DIR_ENV == mnist.DATA_DIR_ENV == "DBA_DATA_DIR"
+    assert loading.DATA_DIR_ENV == environment.DATA_DIR == "DBA_DATA_DIR"
+    assert command_options("run")["data_dir"].envvar == environment.DATA_DIR

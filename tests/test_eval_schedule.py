@@ -5,16 +5,18 @@ import torch
 from typer.testing import CliRunner
 
 from dba_cli.cli import app
-from dba_cli.config import run_config
+from dba_cli.settings.run import run_config
 from dba_cli.errors import ConfigError
-from dba_cli.eta import GridEta
-from dba_cli.evaluation import DEFAULT_SCHEDULE, FINAL_ONLY, EvaluationSchedule, evaluated_epochs
-from dba_cli.recipes import PlannedRun, list_recipes, load_recipe
-from dba_cli.results import encode_result, read_result
-from dba_cli.ablation import ablation_runs
-from dba_cli.protocol import protocol_runs
-from dba_cli.train import train
-from dba_cli.tuning import candidate_runs, candidates, tuned_runs
+from dba_cli.cli.eta import GridEta
+from dba_cli.settings.evaluation import DEFAULT_SCHEDULE, FINAL_ONLY, EvaluationSchedule, evaluated_epochs
+from dba_cli.recipes.loading import list_recipes, load_recipe
+from dba_cli.recipes.planned import PlannedRun
+from dba_cli.results.format import encode_result
+from dba_cli.results.reading import read_result
+from dba_cli.studies.ablate import ablation_runs
+from dba_cli.studies.protocol import protocol_runs
+from dba_cli.training.train import train
+from dba_cli.studies.tune import candidate_runs, tuned_runs
 
 from tests.test_recipes import TINY, write
 
@@ -46,7 +48,7 @@ def test_runs_that_need_only_final_accuracies_evaluate_the_last_epoch_only():
     assert evaluated_epochs(FINAL_ONLY, 300) == (300,) and evaluated_epochs(FINAL_ONLY, 1) == (1,)
     recipe = load_recipe("mnist-10-per-class")
     grids = {
-        "tune": candidate_runs(recipe, candidates(recipe)),
+        "tune": candidate_runs(recipe),
         "ablation": ablation_runs(recipe),
         "protocol": protocol_runs(recipe),
     }
@@ -167,14 +169,14 @@ def sparse_document(method_name, seed, accuracies):
     return {
         "recipe": "mnist-full", "method_name": method_name, "role": "baseline", "seed": seed, "status": "finished",
         "config": {"method": "sgd", "hidden": [512], "batch_size": 64, "epochs": len(accuracies)},
-        "history": history, "final_test_accuracy": accuracies[-1], "device": "cpu",
+        "history": history, "final_test_accuracy": accuracies[-1], "device": "cpu", "subset_size": 60000,
     }
 
 
 def test_tables_figures_and_protocol_read_histories_with_unevaluated_epochs(tmp_path):
-    from dba_cli.plots import build_figures
-    from dba_cli.protocol import accuracies
-    from dba_cli.tables import build_tables
+    from dba_cli.reports.figures import build_figures
+    from dba_cli.reports.protocol_report import accuracies
+    from dba_cli.reports.paper_tables import build_tables
 
     results = tmp_path / "results"
     runs = {0: [90.0, None, None, 97.5, None, 97.2], 1: [91.0, None, 96.0, 98.2, None, 97.8]}

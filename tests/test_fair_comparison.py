@@ -6,14 +6,17 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dba_cli.ablation import ablation_runs, variants
+from dba_cli.studies.ablate import ablation_runs, variants
 from dba_cli.cli import app
-from dba_cli.protocol import default_runs
-from dba_cli.recipes import MethodSpec, load_recipe
-from dba_cli.results import read_result, stored_results
-from dba_cli.tuning import candidate_runs, candidates, recipe_differences, tuned_runs
+from dba_cli.studies.protocol import default_runs
+from dba_cli.recipes.loading import load_recipe
+from dba_cli.recipes.recipe import make_method
+from dba_cli.results.reading import read_result, stored_results
+from dba_cli.studies.tune import candidate_runs, grid as candidates, recipe_differences, tuned_runs
 
 from tests.test_recipes import TINY, write
+
+pytestmark = pytest.mark.slow  # grids through the CLI: `make test` runs them, `make test-fast` leaves them out
 
 runner = CliRunner()
 
@@ -46,7 +49,7 @@ def test_every_method_gets_the_same_log_spaced_lr_grid(tmp_path):
     grid = candidates(recipe)
     count = {family: sum(c.family == family for c in grid) for family in ("sgd", "adam", "dba")}
     assert count == {"sgd": 3, "adam": 3, "dba": 3 * 2}
-    runs = candidate_runs(recipe, grid)
+    runs = candidate_runs(recipe)
     assert all(run.config.seed >= 100 and run.config.validation_size == 200 for run in runs)
     assert all(run.key.startswith("tune/tiny/") and run.evaluated_epochs == (run.config.epochs,) for run in runs)
 
@@ -139,8 +142,9 @@ def test_protocol_gap_is_the_paired_difference_with_its_t_interval(tmp_path):
     outcome = runner.invoke(app, ["protocol", path, "--results", str(tmp_path / "r"), "--device", "cpu"])
     assert outcome.exit_code == 0, outcome.output
     recipe = load_recipe(path)
-    final = {(p.method_name, p.config.seed): d["final_test_accuracy"]
-             for p, d in stored_results(tmp_path / "r", default_runs(recipe))}
+    planned = default_runs(recipe)
+    stored = stored_results(tmp_path / "r", [p.key for p in planned])
+    final = {(p.method_name, p.config.seed): stored[p.key]["final_test_accuracy"] for p in planned}
     d = [final["dba", seed] - final["sgd", seed] for seed in (0, 1)]  # sgd is the only baseline, so the best
     mean = (d[0] + d[1]) / 2
     half = 12.706 * abs(d[0] - d[1]) / 2  # t(1 df) x sd / sqrt(2), and the sd of two values is |a - b| / sqrt(2)
@@ -157,11 +161,11 @@ def test_per_method_seeds_do_not_make_the_tuned_setting_a_different_one(tmp_path
     pasted = yaml.safe_load(TUNED)
     pasted["methods"]["sgd-tuned"] = {"role": "tuned-baseline", "method": "sgd", "lr": 0.1, "validation_size": 200, "seeds": 3}
     recipe = load_recipe(write(tmp_path, yaml.safe_dump(pasted), "pasted.yaml"))
-    chosen = {"sgd-tuned": MethodSpec(role="tuned-baseline", method="sgd", lr=0.1, validation_size=200)}
+    chosen = {"sgd-tuned": make_method("tuned-baseline", method="sgd", lr=0.1, validation_size=200)}
     assert recipe_differences(recipe, chosen) == []
     runs = tuned_runs(recipe, chosen)
     assert [run.key for run in runs] == [f"tiny/sgd-tuned/seed-{seed}.json" for seed in range(3)]  # the recipe's own runs
-    other = {"sgd-tuned": MethodSpec(role="tuned-baseline", method="sgd", lr=1.0, validation_size=200)}
+    other = {"sgd-tuned": make_method("tuned-baseline", method="sgd", lr=1.0, validation_size=200)}
     assert recipe_differences(recipe, other) == ["recipe tiny's sgd-tuned differ from the settings tuning chose"]
     assert {run.key.rsplit("/", 1)[0] for run in tuned_runs(recipe, other)} == {"tune/tiny/reruns/tiny/sgd-tuned"}
     assert len(tuned_runs(recipe, other)) == 3 and len(tuned_runs(recipe, other, seeds=1)) == 1
@@ -180,3 +184,24 @@ def test_a_recipe_without_a_tune_section_says_how_to_add_one(tmp_path):
 def test_bad_tune_sections_name_the_field(tmp_path, bad, message):
     outcome = runner.invoke(app, ["tune", write(tmp_path, TINY + "tune:\n  " + bad + "\n"), "--results", str(tmp_path / "r")])
     assert outcome.exit_code == 2 and message in outcome.output
+
+
+def test_dba_table_rebuilds_every_report_from_the_result_files(tmp_path, monkeypatch):
+    """Reports are built from result files only: deleted, `dba table` writes them again, byte for byte."""
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    write(folder, TUNED.replace("seeds: 2\n", "seeds: 2\nprotocol: {methods: [sgd, adam], seeds: 1, widths: []}\n"), "tiny.yaml")
+    monkeypatch.setenv("DBA_RECIPES_DIR", str(folder))
+    results = tmp_path / "results"
+    common = ["--results", str(results), "--device", "cpu"]
+    for command in (["tune", "tiny"], ["protocol", "tiny"], ["ablate", "tiny", "--seeds", "1"]):
+        outcome = runner.invoke(app, [*command, *common])
+        assert outcome.exit_code == 0, outcome.output
+    reports = [results / "tune" / "tiny.md", results / "ablation.md", results / "protocol.md"]
+    before = {path: path.read_bytes() for path in reports}
+    for path in reports:
+        path.unlink()
+    outcome = runner.invoke(app, ["table", "--results", str(results)])
+    assert outcome.exit_code == 0, outcome.output
+    assert {path: path.read_bytes() for path in reports} == before
+    assert (results / "paper-tables.md").exists()

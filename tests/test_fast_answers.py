@@ -86,7 +86,7 @@ def test_the_help_of_every_command_loads_neither_torch_nor_numba(tmp_path):
 
 def test_recipes_list_and_an_empty_table_load_neither_torch_nor_numba(tmp_path):
     outcome = probe(tmp_path, [["recipes", "list"], ["recipes", "show", "mnist-1pct"], ["table", "--results", str(tmp_path / "none")]])
-    assert outcome["codes"] == [0, 0, 2]  # no result files: a one-line error after tables.py was imported
+    assert outcome["codes"] == [0, 0, 2]  # no result files: a one-line error after reports/paper_tables.py was imported
     assert outcome["loaded"] == []
 
 

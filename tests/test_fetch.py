@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dba_cli.cli import app
-from dba_cli.data.mnist import DATASET_SPECS
+from dba_cli.data.datasets import DATASET_SPECS
 
 from .test_datasets import tiny_dataset
 

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from dba_cli.cli import app
 from dba_cli.errors import ConfigError
-from dba_cli.recipes import Recipe, load_recipe
+from dba_cli.recipes.loading import load_recipe
+from dba_cli.recipes.recipe import Recipe
 
 from tests.test_recipes import TINY
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from dba_cli.markdown import interval, markdown_table, mean_std, number
+from dba_cli.reports.markdown import interval, markdown_table, mean_std, number
 
 
 def test_table_lines_rule_and_alignment():

@@ -6,7 +6,9 @@ import hashlib
 import pytest
 import torch
 
-from dba_cli.data.mnist import FILES, load_mnist, packaged_data_dir, to_features
+from dba_cli.data.datasets import FILES, to_features
+from dba_cli.data.loading import load_dataset
+from dba_cli.data.loading import packaged_data_dir
 from dba_cli.errors import DataError
 
 
@@ -41,14 +43,14 @@ def test_packaged_data_matches_the_readme_facts(mnist):
 
 def test_cache_is_written_verified_and_rebuilt_when_damaged(tmp_path, mnist):
     cache = tmp_path / "cache"
-    first = load_mnist(cache_dir=cache)
+    first = load_dataset(cache_dir=cache)
     entries = sorted((cache / "mnist").glob("*.idx"))
     assert [e.stem for e in entries] == sorted(spec.md5 for spec in FILES.values())
     for entry in entries:  # each entry is the raw IDX content, named by its own checksum
         assert hashlib.md5(entry.read_bytes()).hexdigest() == entry.stem
     damaged = cache / "mnist" / f"{FILES['train_labels'].md5}.idx"
     damaged.write_bytes(damaged.read_bytes()[:-5] + b"\x00" * 5)
-    second = load_mnist(cache_dir=cache)  # the damaged entry is discarded and rebuilt
+    second = load_dataset(cache_dir=cache)  # the damaged entry is discarded and rebuilt
     assert torch.equal(second.train_labels, first.train_labels)
     assert hashlib.md5(damaged.read_bytes()).hexdigest() == damaged.stem
 
@@ -58,7 +60,7 @@ def test_cache_is_written_verified_and_rebuilt_when_damaged(tmp_path, mnist):
 )
 def test_other_folders_gzip_raw_and_torchvision_layout(tmp_path, mnist, compress, layout):
     copy_files(tmp_path / "data", compress=compress, layout=layout)
-    loaded = load_mnist(tmp_path / "data", cache_dir=False)
+    loaded = load_dataset(tmp_path / "data", cache_dir=False)
     assert torch.equal(loaded.train_images, mnist.train_images)
     assert torch.equal(loaded.test_labels, mnist.test_labels)
 
@@ -66,7 +68,7 @@ def test_other_folders_gzip_raw_and_torchvision_layout(tmp_path, mnist, compress
 def test_data_dir_from_environment(tmp_path, monkeypatch, mnist):
     copy_files(tmp_path / "env", compress=False)
     monkeypatch.setenv("DBA_DATA_DIR", str(tmp_path / "env"))
-    assert load_mnist(cache_dir=False).source == str(tmp_path / "env")
+    assert load_dataset(cache_dir=False).source == str(tmp_path / "env")
 
 
 def test_corrupted_file_names_file_and_both_checksums(tmp_path):
@@ -77,7 +79,7 @@ def test_corrupted_file_names_file_and_both_checksums(tmp_path):
     bad.write_bytes(bytes(content))
     actual = hashlib.md5(bytes(content)).hexdigest()
     with pytest.raises(DataError) as excinfo:
-        load_mnist(folder, cache_dir=False)
+        load_dataset(folder, cache_dir=False)
     message = str(excinfo.value)
     assert str(bad) in message and actual in message and FILES["test_images"].md5 in message
     assert "Fix:" in message
@@ -88,7 +90,7 @@ def test_corrupted_file_is_never_taken_from_or_put_into_the_cache(tmp_path):
     bad = folder / FILES["train_labels"].stem
     bad.write_bytes(bad.read_bytes()[:-1] + b"\x07")
     with pytest.raises(DataError):
-        load_mnist(folder, cache_dir=tmp_path / "cache")
+        load_dataset(folder, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache" / "mnist" / f"{FILES['train_labels'].md5}.idx").exists()
 
 
@@ -97,13 +99,13 @@ def test_truncated_gzip_is_a_clear_error(tmp_path):
     bad = folder / f"{FILES['train_images'].stem}.gz"
     bad.write_bytes(bad.read_bytes()[:1000])
     with pytest.raises(DataError, match="could not be read"):
-        load_mnist(folder, cache_dir=False)
+        load_dataset(folder, cache_dir=False)
 
 
 def test_missing_file_and_missing_folder(tmp_path):
     folder = copy_files(tmp_path / "data", compress=False)
     (folder / FILES["test_labels"].stem).unlink()
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte"):
-        load_mnist(folder, cache_dir=False)
+        load_dataset(folder, cache_dir=False)
     with pytest.raises(DataError, match="does not exist"):
-        load_mnist(tmp_path / "nowhere", cache_dir=False)
+        load_dataset(tmp_path / "nowhere", cache_dir=False)

@@ -15,6 +15,8 @@ from dba_cli.cli import app
 from tests.parallel_helpers import alive, children, dba_process, kill_group, result_files, wait_for
 from tests.test_recipes import write
 
+pytestmark = pytest.mark.slow  # worker pools and subprocesses: `make test` runs them, `make test-fast` leaves them out
+
 # Runs short enough for a test, long enough (about 0.1 s per epoch with evaluation) to be stopped in the middle.
 GRID = """\
 name: grid
@@ -68,16 +70,17 @@ def test_two_jobs_write_the_same_files_as_one(tmp_path):
 CRASH_HOOK = """\
 import os
 if os.environ.get("DBA_TEST_CRASH_SEEDS"):  # only in this test's worker processes
-    import dba_cli.reproduce as reproduce
-    train = reproduce.run_document
+    import dba_cli.run.runners as runners
+    train = runners.run_document
     def crashing(planned, *args, **kwargs):
         if planned.method_name == "sgd" and planned.config.seed == 1:
             raise ZeroDivisionError("injected: a bug in a run")
         if planned.method_name == "sgd" and planned.config.seed == 2:
             os._exit(3)  # injected: the worker process dies outright
         return train(planned, *args, **kwargs)
-    reproduce.run_document = crashing
+    runners.run_document = crashing
 """
+
 
 
 def test_a_crashed_run_is_reported_with_its_traceback_and_the_others_finish(tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ import warnings
 import matplotlib.image
 import pytest
 
-from dba_cli.plots import make_figures
+from dba_cli.reports.figures import make_figures
+from dba_cli.results.format import encode_result
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ROLES = {"sgd": "baseline", "adam": "baseline", "dba-literal": "literal", "dba": "chosen"}
@@ -32,7 +33,6 @@ def write_run(results_dir, recipe, method_name, seed, epochs=3, batch_size=50):
             }
         )
     document = {
-        "schema_version": 1,
         "recipe": recipe,
         "method_name": method_name,
         "role": ROLES[method_name],
@@ -45,7 +45,7 @@ def write_run(results_dir, recipe, method_name, seed, epochs=3, batch_size=50):
     }
     path = results_dir / recipe / method_name / f"seed-{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document), encoding="utf-8")
+    path.write_text(encode_result(document), encoding="utf-8")
     return path
 
 

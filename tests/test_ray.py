@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import socket
 import sys
 import time
@@ -29,6 +31,8 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a Ray cluster: `make test` runs them, `make test-fast` leaves them out
+
 LOOPBACK = "127.0.0.1"
 NODE = {"num_cpus": 1, "node_ip_address": LOOPBACK, "object_store_memory": 80 * 2**20}
 
@@ -37,7 +41,10 @@ NODE = {"num_cpus": 1, "node_ip_address": LOOPBACK, "object_store_memory": 80 * 
 def cluster(tmp_path_factory):
     """A head and a second node, 1 CPU each, on loopback; shut down (by the harness, per node) at the end."""
     os.environ["DBA_CACHE_DIR"] = str(tmp_path_factory.mktemp("ray-worker-cache"))  # the workers' numba cache
-    os.environ["RAY_TMPDIR"] = str(tmp_path_factory.mktemp("ray"))  # Ray's sessions and sockets: not the machine's /tmp/ray
+    # Ray's sessions and sockets: not the machine's /tmp/ray, and a short path (a socket's path holds at most 107
+    # bytes, which pytest's own temporary folders exceed under pytest-xdist).
+    ray_tmp = tempfile.mkdtemp(prefix="dba-ray-")
+    os.environ["RAY_TMPDIR"] = ray_tmp
     started = Cluster(
         initialize_head=True,
         head_node_args={**NODE, "include_dashboard": False,
@@ -50,6 +57,7 @@ def cluster(tmp_path_factory):
         yield started, second
     finally:
         started.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

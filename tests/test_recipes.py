@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from dba_cli.cli import app
 from dba_cli.errors import ConfigError
-from dba_cli.recipes import list_recipes, load_recipe
+from dba_cli.recipes.loading import list_recipes, load_recipe
 
 runner = CliRunner()
 
@@ -41,7 +41,7 @@ def test_packaged_recipes_are_valid_and_state_the_claims():
         runs = recipe.runs()
         assert len(runs) == sum(recipe.seed_count(name) for name in recipe.methods)
         assert len({run.key for run in runs}) == len(runs)
-        assert {run.config.dataset for run in runs} == {recipe.dataset}
+        assert {run.config.dataset for run in runs} == {recipe.defaults.dataset}
 
 
 def test_beyond_mnist_recipes_change_one_thing_from_their_mnist_recipe():
@@ -55,9 +55,9 @@ def test_beyond_mnist_recipes_change_one_thing_from_their_mnist_recipe():
         for method in ("sgd", "adam", "dba-literal", "dba"):
             assert new.methods[method] == old.methods[method]
         if name.startswith("fashion"):
-            assert new.dataset == "fashion-mnist" and new.model == old.model
+            assert new.defaults.dataset == "fashion-mnist" and new.model == old.model
         else:
-            assert new.dataset == "mnist" and new.model.architecture == "cnn"
+            assert new.defaults.dataset == "mnist" and new.defaults.architecture == "cnn"
             assert all(run.config.to_dict()["architecture"] == "cnn" for run in new.runs())
 
 

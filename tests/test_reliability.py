@@ -12,9 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from dba_cli.cli import app
-from dba_cli.results import read_result
+from dba_cli.results.reading import read_result
 
 from tests.test_recipes import TINY, write
+
+pytestmark = pytest.mark.slow  # real subprocesses and signals: `make test` runs them, `make test-fast` leaves them out
 
 runner = CliRunner()
 
@@ -129,8 +131,9 @@ def test_a_busy_run_is_left_to_its_owner_or_awaited(tmp_path, mnist):
     """Another process holds one run's lock: reproduce skips it, or with wait_for_busy waits and then trains it."""
     import torch
 
-    from dba_cli.recipes import load_recipe
-    from dba_cli.reproduce import release_lock, reproduce, take_lock
+    from dba_cli.recipes.loading import load_recipe
+    from dba_cli.run.execute import execute_runs
+    from dba_cli.run.locks import release_lock, take_lock
 
     runs = load_recipe(write(tmp_path, TINY)).runs(methods=["sgd"])
     results = tmp_path / "results"
@@ -139,9 +142,9 @@ def test_a_busy_run_is_left_to_its_owner_or_awaited(tmp_path, mnist):
         "h = open(p, 'a+b'); fcntl.flock(h, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(float(sys.argv[2]))"
     ), str(results / ".locks" / "tiny__sgd__seed-1.json.lock"), "3"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
-    plan = reproduce(runs, mnist, torch.device("cpu"), results)
+    plan = execute_runs(runs, results)
     assert [p.config.seed for p in plan.done] == [0] and [p.config.seed for p in plan.busy] == [1]
-    plan = reproduce(runs, mnist, torch.device("cpu"), results, wait_for_busy=True)  # blocks until the holder exits
+    plan = execute_runs(runs, results, wait_for_busy=True)  # blocks until the holder exits
     assert holder.poll() is not None
     assert [p.config.seed for p in plan.done] == [1] and plan.busy == []
     held = take_lock(results, "tiny/sgd/seed-1.json")
@@ -266,7 +269,7 @@ def test_batch_larger_than_the_subset_is_stated_and_trains():
 def test_an_internal_error_is_one_line_and_its_traceback_is_saved():
     import typer
 
-    from dba_cli.cli import user_errors
+    from dba_cli.cli.console import user_errors
 
     broken = typer.Typer()
 

@@ -5,9 +5,10 @@ import json
 from typer.testing import CliRunner
 
 from dba_cli.cli import app
-from dba_cli.recipes import load_recipe
-from dba_cli.reproduce import Reporter, make_plan, reproduce
-from dba_cli.results import read_result
+from dba_cli.recipes.loading import load_recipe
+from dba_cli.run.execute import Reporter, execute_runs
+from dba_cli.run.plan import make_plan
+from dba_cli.results.reading import read_result
 from tests.test_recipes import TINY, write
 
 runner = CliRunner()
@@ -55,12 +56,12 @@ def test_damaged_result_is_reported_and_redone(tmp_path, mnist):
     recipe = load_recipe(write(tmp_path, TINY))
     runs = recipe.runs(methods=["sgd"], seeds=1)
     results = tmp_path / "results"
-    reproduce(runs, mnist, __import__("torch").device("cpu"), results)
+    execute_runs(runs, results)
     damaged = results / "tiny/sgd/seed-0.json"
     damaged.write_text(damaged.read_text()[:100])  # truncated, as by a crash without atomic writes
     plan = make_plan(runs, results)
     assert plan.damaged == [damaged] and plan.todo == runs
-    reproduce(runs, mnist, __import__("torch").device("cpu"), results)
+    execute_runs(runs, results)
     assert json.loads(damaged.read_text())["status"] == "finished"
 
 
@@ -77,10 +78,10 @@ def test_interrupt_keeps_finished_runs_and_writes_no_partial_file(tmp_path, mnis
                 raise KeyboardInterrupt
 
     try:
-        reproduce(runs, mnist, torch.device("cpu"), results, reporter=CtrlCInSecondRun())
+        execute_runs(runs, results, reporter=CtrlCInSecondRun())
     except KeyboardInterrupt:
         pass
     assert [p.name for p in sorted(results.rglob("*.json"))] == ["seed-0.json"]
     assert not list(results.rglob("*.tmp"))
-    plan = reproduce(runs, mnist, torch.device("cpu"), results)
+    plan = execute_runs(runs, results)
     assert [p.config.seed for p in plan.skipped] == [0] and [p.config.seed for p in plan.todo] == [1]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from dba_cli.stats import pair_by_seed, paired_difference, ruled_out
+from dba_cli.reports.stats import pair_by_seed, paired_difference, ruled_out
 
 
 def test_five_pairs_by_hand():

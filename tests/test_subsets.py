@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from dba_cli.config import run_config
-from dba_cli.data.mnist import to_features
-from dba_cli.data.subsets import draw_subset, indices_hash, parse_subset
+from dba_cli.settings.run import run_config
+from dba_cli.data.datasets import to_features
+from dba_cli.data.subsets import draw_subset, indices_hash
+from dba_cli.settings.subsets import parse_subset
 from dba_cli.errors import ConfigError
-from dba_cli.train import prepare_data
+from dba_cli.training.train import prepare_data
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,11 @@ import yaml
 from scipy import stats as scipy_stats
 from typer.testing import CliRunner
 
-from dba_cli import tables
+from dba_cli.reports import paper_tables as tables
 from dba_cli.cli import app
-from dba_cli.recipes import RECIPES_DIR_ENV
-from dba_cli.results import finished_results
-from dba_cli.tables import build_tables
+from dba_cli.recipes.loading import RECIPES_DIR_ENV
+from dba_cli.results.reading import finished_results
+from dba_cli.reports.paper_tables import build_tables
 
 from tests.test_recipes import TINY
 
@@ -33,7 +33,8 @@ def result(recipe, name, role, method, seed, accuracies, seconds=1.0):
     ]
     return {
         "recipe": recipe, "method_name": name, "role": role, "seed": seed, "status": "finished",
-        "config": {"method": method}, "history": history, "final_test_accuracy": accuracies[-1], "device": "cpu",
+        "config": {"method": method, "batch_size": 50}, "history": history, "final_test_accuracy": accuracies[-1],
+        "device": "cpu", "subset_size": 600,
     }
 
 
@@ -202,7 +203,7 @@ def test_real_runs_give_paired_rows_per_method_warnings_and_skip_damaged_files(t
 
 def test_per_method_seeds_plan_runs_and_are_validated(tmp_path):
     from dba_cli.errors import ConfigError
-    from dba_cli.recipes import load_recipe
+    from dba_cli.recipes.loading import load_recipe
 
     path = tmp_path / "tiny.yaml"
     path.write_text(TUNED_TINY)

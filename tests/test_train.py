@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from dba_cli.config import run_config
+from dba_cli.settings.run import run_config
 from dba_cli.errors import ConfigError
 from dba_cli.models import build_mlp
-from dba_cli.train import train
+from dba_cli.training.train import train
 
 CPU = torch.device("cpu")
 
@@ -84,7 +84,7 @@ def test_a_diverging_run_is_recorded_with_its_epoch_and_stops(mnist):
 
 
 def test_fresh_subset_every_epoch_trains_on_different_images(mnist):
-    from dba_cli.train import prepare_data, redraw_subset
+    from dba_cli.training.train import prepare_data, redraw_subset
 
     config = run_config(data="10-per-class", resample="every_epoch", validation_size=500)
     data = prepare_data(mnist, config, CPU)

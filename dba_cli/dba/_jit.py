@@ -22,6 +22,17 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     HAVE_NUMBA = False
 
 
+def cache_root() -> Path:
+    """dba's cache folder: `DBA_CACHE_DIR`, else `$XDG_CACHE_HOME/dba`, else `~/.cache/dba`.
+
+    The same rule as data/loading.py's `default_cache_dir`, stated again here
+    because the engine imports nothing from the rest of the package.
+    """
+    if os.environ.get("DBA_CACHE_DIR"):
+        return Path(os.environ["DBA_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dba"
+
+
 def _use_source_keyed_cache() -> bool:
     """Point numba's on-disk cache at a folder named after a hash of this package's sources.
 
@@ -34,11 +45,9 @@ def _use_source_keyed_cache() -> bool:
     """
     if os.environ.get("NUMBA_CACHE_DIR"):
         return True
-    from ..data.mnist import default_cache_dir
-
     sources = sorted(Path(__file__).parent.glob("*.py"))
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
-    folder = default_cache_dir() / "numba" / digest
+    folder = cache_root() / "numba" / digest
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

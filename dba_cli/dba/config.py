@@ -7,7 +7,7 @@ not deep inside a training step.
 
 `DBAConfig` is the one declaration of DBA's settings: their choices (METRICS,
 DIRECTIONS, REDUCTIONS), defaults and limits. The engine takes it as it is; a
-run's config (`dba_cli.config.RunConfig.dba`), the recipes and the `dba run`
+run's config (`dba_cli.settings.run.RunConfig.dba`), the recipes and the `dba run`
 options and their help text are all derived from it. It is a pydantic
 dataclass: validated like every other config model, and still a dataclass.
 """

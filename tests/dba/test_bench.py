@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from dba_cli.dba import DBAConfig
-from dba_cli.dba.bench import VARIANTS, _naive_greedy_variance, benchmark_steps, format_table
+from dba_cli.bench.step import VARIANTS, _naive_greedy_variance, benchmark_steps, format_table
 from dba_cli.dba.search import greedy_search
 
 from .oracles import random_gradients

@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from dba_cli.dba import DBA, DBAConfig
-from dba_cli.dba.bench import benchmark_steps
+from dba_cli.bench.step import benchmark_steps
 from dba_cli.dba.search import greedy_search, noise_rtol
-from dba_cli.models import build_cnn, cnn_layer_labels
+from dba_cli.models import build_cnn
+from dba_cli.settings.layers import cnn_layer_labels
 
 from .oracles import flat, loop_per_sample_grads
 

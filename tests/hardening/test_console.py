@@ -3,10 +3,10 @@
 from typer.testing import CliRunner
 
 from dba_cli.cli import app
-from dba_cli.eta import GridEta
-from dba_cli.evaluation import DEFAULT_SCHEDULE, FINAL_ONLY, EvaluationSchedule
-from dba_cli.recipes import PlannedRun
-from dba_cli.config import run_config
+from dba_cli.cli.eta import GridEta
+from dba_cli.settings.evaluation import DEFAULT_SCHEDULE, FINAL_ONLY, EvaluationSchedule
+from dba_cli.recipes.planned import PlannedRun
+from dba_cli.settings.run import run_config
 
 from tests.test_recipes import TINY, write
 

@@ -18,11 +18,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 from torch import nn
 
-from dba_cli.models import build_mlp, linear_layer_labels
-from dba_cli.plots import build_figures, make_figures
-from dba_cli.recipes import load_recipe
-from dba_cli.reproduce import reproduce
-from dba_cli.tables import build_tables
+from dba_cli.models import build_mlp
+from dba_cli.settings.layers import linear_layer_labels
+from dba_cli.reports.figures import build_figures, make_figures
+from dba_cli.recipes.loading import load_recipe
+from dba_cli.run.execute import execute_runs
+from dba_cli.reports.paper_tables import build_tables
 
 COMMITTED = Path(__file__).resolve().parents[2] / "results"
 ONE_PCT_ORDER = ["sgd", "adam", "dba-literal", "dba", "sgd-tuned", "adam-tuned", "dba-tuned"]  # recipes/mnist-1pct.yaml
@@ -68,8 +69,8 @@ def tiny(tmp_path_factory, mnist):
     (recipes / "tiny-figures.yaml").write_text(TINY)
     recipe = load_recipe(str(recipes / "tiny-figures.yaml"))
     results, smoke = tmp_path_factory.mktemp("results"), tmp_path_factory.mktemp("smoke")
-    reproduce(recipe.runs(methods=["sgd", "dba"], seeds=1), mnist, torch.device("cpu"), results)
-    reproduce(recipe.runs(methods=["sgd"], smoke=True), mnist, torch.device("cpu"), smoke)
+    execute_runs(recipe.runs(methods=["sgd", "dba"], seeds=1), results)
+    execute_runs(recipe.runs(methods=["sgd"], smoke=True), smoke)
     return {"recipes": recipes, "results": results, "smoke": smoke}
 
 

@@ -14,11 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from dba_cli import ablation, protocol, tuning
+from dba_cli.studies import ablate as ablation
+from dba_cli.studies import protocol, tune
 from dba_cli.cli import app
-from dba_cli.config import NAME_CHARACTERS, run_config
+from dba_cli.settings.names import NAME_CHARACTERS
+from dba_cli.settings.run import run_config
 from dba_cli.errors import ConfigError
-from dba_cli.recipes import PlannedRun, list_recipes, load_recipe, result_path
+from dba_cli.files import resolve_inside as result_path
+from dba_cli.recipes.loading import list_recipes, load_recipe
+from dba_cli.recipes.planned import PlannedRun
 
 from tests.test_recipes import TINY, write
 
@@ -115,7 +119,7 @@ def test_every_packaged_recipe_plans_safe_keys(tmp_path):
         recipe = load_recipe(name)
         runs = recipe.runs()
         if recipe.tune is not None:
-            runs += tuning.candidate_runs(recipe, tuning.candidates(recipe))
+            runs += tune.candidate_runs(recipe)
         if recipe.ablation is not None:
             runs += ablation.ablation_runs(recipe)
         if all(method in recipe.methods for method in recipe.protocol.methods):

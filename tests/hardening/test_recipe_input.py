@@ -11,10 +11,10 @@ import yaml
 from typer.testing import CliRunner
 
 from dba_cli.cli import app
-from dba_cli.config import run_config
+from dba_cli.settings.run import run_config
 from dba_cli.errors import ConfigError
-from dba_cli.recipes import list_recipes, load_recipe
-from dba_cli.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_VALUES, load_yaml_file
+from dba_cli.recipes.loading import list_recipes, load_recipe
+from dba_cli.recipes.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_VALUES, load_yaml_file
 
 from tests.test_recipes import TINY, write
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dba_cli.cli import app
-from dba_cli.io import write_text_atomic
+from dba_cli.files import write_text_atomic
 
 from tests.test_recipes import TINY, write
 

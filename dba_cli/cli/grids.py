@@ -1,0 +1,175 @@
+"""The grid commands: reproduce, tune, ablate, protocol, converge. Each plans, executes, chooses and reports.
+
+Every one of them takes the shared grid options (options.py: results folder,
+smoke, overwrite, keep-stale, --set, device, threads, jobs, ray, data-dir);
+the study (studies/) says which runs to train and how to choose, run/ trains
+them, reports/ writes what they show. Torch loads only once a command runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .console import show_notes, user_errors, warnings_shown
+from .display import err
+from .grid import executing
+from .options import GridOptions, RecipeArgument, split_names, with_grid_options
+
+
+def load(recipe: str, options: GridOptions):
+    from ..recipes.loading import load_recipe
+
+    return load_recipe(recipe, options.overrides)
+
+
+def command_text(verb: str, recipe: str, options: GridOptions) -> str:
+    """How a report names the command that made it."""
+    extra = "".join(f" --set {item}" for item in options.overrides or [])
+    return f"dba {verb} {recipe}" + (" --smoke" if options.smoke else "") + extra
+
+
+@with_grid_options
+def reproduce(
+    recipe: RecipeArgument,
+    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1). Default: the recipe's.", show_default=False)] = None,
+    methods: Annotated[
+        Optional[str], typer.Option(help="Comma-separated method names of the recipe to run. Default: all.", show_default=False)
+    ] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs, for every method.", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Override the recipe's batch size, for every method.", show_default=False)] = None,
+    *,
+    options: GridOptions,
+) -> None:
+    """Run every method x seed of a recipe; finished runs are kept and skipped on a rerun.
+
+    A run in progress saves a checkpoint after an epoch once a second has passed since the last (DBA_CHECKPOINT_SECONDS;
+    0 = every epoch), so after Ctrl-C, SIGTERM or kill -9 a rerun resumes it. Two reproduce processes
+    may share a results folder: each run is locked, a run the other process is training is left to it.
+    """
+    from ..settings.run import run_notes
+
+    with user_errors():
+        loaded = load(recipe, options)
+        runs = loaded.runs(seeds=seeds, methods=split_names(methods), smoke=options.smoke, epochs=epochs, batch_size=batch_size)
+        show_notes([note for planned in runs for note in run_notes(planned.config)])
+        with executing(options, {planned.config.dataset for planned in runs}) as executor:
+            plan = executor.execute(runs)
+        busy = f", {len(plan.busy)} left to another dba process (rerun when it ends)" if plan.busy else ""
+        typer.echo(
+            f"{loaded.name}: {len(plan.done)} run(s) done, {len(plan.skipped)} already finished{busy}; "
+            f"results in {options.results_dir}/{loaded.name}/"
+        )
+
+
+@with_grid_options
+def tune(recipe: RecipeArgument, *, options: GridOptions) -> None:
+    """Choose each method's setting on a validation split (same lr grid for all), then rerun it on the recipe's seeds.
+
+    Writes RESULTS/tune/RECIPE.md (the choice and every candidate), RESULTS/tune/RECIPE/chosen.yaml
+    (paste into the recipe) and the reruns on the recipe's seeds as sgd-tuned, adam-tuned, dba-tuned: in RESULTS/RECIPE/,
+    shared with `dba reproduce`, where the recipe already holds that setting, else in RESULTS/tune/RECIPE/reruns/.
+    Finished candidates are kept: rerunning continues where it stopped.
+    """
+    from ..files import write_text_atomic
+    from ..reports.write import write_tune_report
+    from ..settings.run import describe
+    from ..studies import tune as study
+    from ..studies.candidates import choose
+
+    with user_errors():
+        loaded = load(recipe, options)
+        candidates = study.candidate_runs(loaded, options.smoke)
+        command = command_text("tune", recipe, options)
+        with executing(options, {loaded.defaults.dataset}, "tuning") as executor:
+            executor.execute(candidates, wait_for_busy=True)  # the choice needs every candidate
+            chosen = choose(study.score(loaded, options.results_dir, options.smoke))
+            methods = study.tuned_methods(chosen)
+            executor.execute(study.tuned_runs(loaded, methods, smoke=options.smoke), wait_for_busy=True)
+        chosen_path = options.results_dir / study.GROUP / loaded.name / "chosen.yaml"
+        write_text_atomic(chosen_path, study.chosen_yaml(loaded, methods, command, options.smoke))
+        with warnings_shown():
+            report_path = write_tune_report(loaded, options.results_dir, command, options.smoke)
+        for family, entry in chosen.items():
+            setting = describe(loaded.config_for(entry.candidate.method, 0), loaded.defaults.batch_size)
+            typer.echo(f"{family}-tuned: {setting} (validation {-entry.key[0]:.2f}%)")
+        for note in study.recipe_differences(loaded, methods):
+            err.print(f"[yellow]note:[/] {note}; paste {chosen_path} into the recipe's methods to make them the recipe's.")
+        typer.echo(f"wrote {report_path} and {chosen_path}")
+
+
+@with_grid_options
+def ablate(
+    recipe: RecipeArgument,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds per variant (0..N-1). Default: the recipe's ablation.seeds.", show_default=False)] = None,
+    *,
+    options: GridOptions,
+) -> None:
+    """Train every combination of the recipe's ablation grid (metric, direction, min_size, reduction, base).
+
+    Results go to RESULTS/ablation/RECIPE/; RESULTS/ablation.md ranks the variants of every
+    ablated recipe by validation accuracy. Finished variants are kept and skipped on a rerun.
+    """
+    from ..reports.ablation_report import write_ablation_table
+    from ..studies.ablate import ablation_runs
+
+    with user_errors():
+        loaded = load(recipe, options)
+        runs = ablation_runs(loaded, options.smoke, seeds)
+        with executing(options, {loaded.defaults.dataset}, "ablation") as executor:
+            plan = executor.execute(runs, wait_for_busy=True)
+        with warnings_shown():
+            path, _ = write_ablation_table(options.results_dir)
+        typer.echo(f"{loaded.name}: {len(plan.done)} ablation run(s) done, {len(plan.skipped)} already finished; wrote {path}")
+
+
+@with_grid_options
+def protocol(recipe: RecipeArgument, *, options: GridOptions) -> None:
+    """Diagnostics: how a fresh subset per epoch, a best-on-test epoch, a uniform draw or another width move the tuned methods.
+
+    Needs the recipe's tuned methods (see `dba tune`). Runs go to RESULTS/protocol/RECIPE/;
+    RESULTS/protocol.md shows every recipe with protocol runs, our protocol's row marked as the only result.
+    """
+    from ..reports.protocol_report import recipes_for_table, write_protocol_table
+    from ..studies.protocol import default_runs, protocol_runs
+
+    with user_errors():
+        loaded = load(recipe, options)
+        runs = default_runs(loaded, options.smoke) + protocol_runs(loaded, options.smoke)
+        with executing(options, {loaded.defaults.dataset}, "protocol") as executor:
+            plan = executor.execute(runs, wait_for_busy=True)
+        with warnings_shown():
+            recipes = recipes_for_table(options.results_dir, loaded, options.smoke)
+            path, _ = write_protocol_table(options.results_dir, recipes, options.smoke)
+        typer.echo(f"{loaded.name}: {len(plan.done)} run(s) done, {len(plan.skipped)} already finished; wrote {path}")
+
+
+@with_grid_options
+def converge(recipe: RecipeArgument, *, options: GridOptions) -> None:
+    """Time to target: tune every method for steps to the recipe's validation targets, then time them on the reported seeds.
+
+    Needs the recipe's `convergence:` section (targets, epoch budget, grids; see recipes/mnist-full.yaml).
+
+    Every family (SGD, SGD with momentum, Adam, DBA over each base and selection setting) gets the same number of learning rates; candidates train on tuning seeds and are ranked by median steps to the last target.
+
+    Writes RESULTS/convergence/RECIPE.md (the table, and DBA minus the fastest baseline in steps and seconds with 95% intervals) and RESULTS/convergence/RECIPE-tuning.md (every candidate); `dba plot` draws the figure. Finished runs are kept: rerunning continues where it stopped.
+    """
+    from ..reports.write import write_converge_reports
+    from ..settings.run import describe
+    from ..studies import converge as study
+    from ..studies.candidates import choose
+
+    with user_errors():
+        loaded = load(recipe, options)
+        study.convergence_spec(loaded)  # before any data is loaded: a recipe without the section is one line
+        command = command_text("converge", recipe, options)
+        with executing(options, {loaded.defaults.dataset}, "convergence") as executor:
+            executor.execute(study.tuning_runs(loaded, options.smoke), wait_for_busy=True)
+            chosen = choose(study.score(loaded, options.results_dir, options.smoke))
+            executor.execute(study.reported_runs(loaded, chosen, options.smoke), wait_for_busy=True)
+        with warnings_shown():
+            report_path, tuning_path = write_converge_reports(loaded, options.results_dir, command, options.smoke)
+        for family, entry in chosen.items():
+            typer.echo(f"{family}-tuned: {describe(loaded.config_for(entry.candidate.method, 0), loaded.defaults.batch_size)}")
+        typer.echo(f"wrote {report_path} and {tuning_path}")

@@ -1,0 +1,263 @@
+"""Executing a plan: every planned run not already finished, one atomically written JSON per run.
+
+A *runner* (runners.py) trains: in this process, in a pool of local workers,
+or on a Ray cluster; this module locks each run, hands it to the runner and
+writes what comes back, so the files are the same whichever trained them.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import torch
+
+from ..files import finished_runs_kept, resolve_inside, write_text_atomic
+from ..recipes.planned import PlannedRun
+from ..results.format import encode_result
+from ..results.reading import read_result
+from ..training.checkpoint import checkpoint_path
+from ..training.train import EpochRecord
+from .locks import release_lock, remove_lock, take_lock
+from .plan import Currency, Plan, check_writable, differences, make_plan
+from .runners import InProcessRunner, Runner, RunFailed
+
+
+class Reporter:
+    """Progress callbacks; the CLI shows them with Rich, Python users may ignore them."""
+
+    def plan(self, todo: list[PlannedRun], skipped: list[PlannedRun], damaged: list[Path]) -> None: ...
+
+    def stale(self, stale: dict[Path, str], kept: bool) -> None:
+        """Finished runs that are not current (other code, edited, subset no longer reproduced): rerun, or kept."""
+
+    def run_started(self, planned: PlannedRun) -> None: ...
+
+    def epoch_done(self, planned: PlannedRun, record: EpochRecord) -> None: ...
+
+    def run_finished(self, planned: PlannedRun, document: dict) -> None: ...
+
+    def run_busy(self, planned: PlannedRun) -> None: ...
+
+    def run_resuming(self, planned: PlannedRun) -> None: ...
+
+    def run_skipped(self, planned: PlannedRun) -> None: ...
+
+    def run_failed(self, planned: PlannedRun, summary: str, traceback_path: Path) -> None:
+        """The run crashed (not a user error); its traceback is at `traceback_path`, the grid goes on."""
+
+
+@dataclass
+class Executor:
+    """Turns planned runs into result files under `results_dir`, with one runner for every grid of a command.
+
+    `runner` trains the runs (runners.py): in this process one at a time (the
+    default), in a pool of local workers, or on a Ray cluster; results are
+    written here either way, atomically, so that the files are the same.
+    """
+
+    results_dir: Path
+    runner: Runner = field(default_factory=lambda: InProcessRunner(torch.device("cpu")))
+    reporter: Reporter = field(default_factory=Reporter)
+    overwrite: bool = False  # replace results made with another config
+    keep_stale: bool = False  # keep finished runs made by other code instead of rerunning them
+    data_dir: str | None = None  # where every data set is read from (None: its default copy)
+
+    def execute(self, runs: list[PlannedRun], wait_for_busy: bool = False) -> Plan:
+        """Run every planned run not already finished; each result is written as soon as it ends.
+
+        Safe to run twice at once on the same folder: each run is taken under its
+        own lock, so a run another process is training is left to it (reported as
+        busy), and a run it finished meanwhile is not redone. With
+        `wait_for_busy`, busy runs are awaited at the end (and trained here if the
+        other process died first): callers that read every result afterwards,
+        like `dba tune`, need them all. A killed run resumes from its last checkpoint.
+
+        A finished run made by other training code is stale: it is rerun (the
+        reporter says how many and why), or kept with `keep_stale`. A run that
+        crashes (not a user error) is reported as failed with its traceback saved
+        beside its result; the others go on, and `RunsFailed` is raised at the end.
+        """
+        currency = Currency(self.data_dir)
+        plan = make_plan(runs, self.results_dir, self.overwrite, self.keep_stale, currency)
+        check_writable(self.results_dir, len(plan.todo))
+        self.reporter.plan(plan.todo, plan.skipped, plan.damaged)
+        if plan.stale:
+            self.reporter.stale(plan.stale, self.keep_stale)
+        execute(plan.todo, plan, self.results_dir, self.reporter, currency, self.runner, wait=False)
+        if wait_for_busy:
+            busy, plan.busy = plan.busy, []
+            execute(busy, plan, self.results_dir, self.reporter, currency, self.runner, wait=True)
+        if plan.failed:
+            raise RunsFailed(plan.failed)
+        return plan
+
+
+def execute_runs(
+    runs: list[PlannedRun], results_dir: Path, device: str = "cpu", wait_for_busy: bool = False, **options
+) -> Plan:
+    """For Python users: train `runs` in this process on `device` and write their results (see `Executor`)."""
+    runner = InProcessRunner(torch.device(device), options.get("data_dir"))
+    return Executor(Path(results_dir), runner, **options).execute(runs, wait_for_busy)
+
+
+class RunsFailed(Exception):
+    """Some runs crashed (their tracebacks are saved beside their results); every other run finished."""
+
+    def __init__(self, failed: list[tuple[PlannedRun, Path]]) -> None:
+        self.failed = failed
+        listed = "; ".join(f"{planned.key} (traceback: {path})" for planned, path in failed[:5])
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        super().__init__(
+            f"{len(failed)} run(s) failed: {listed}{more}. The other runs finished and are kept; "
+            "rerunning the same command retries the failed ones."
+        )
+
+
+def execute(
+    todo: list[PlannedRun], plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, runner: Runner,
+    wait: bool,
+) -> None:
+    """Keep up to `runner.slots` runs in flight: lock each, hand it to the runner, write what comes back.
+
+    The lock is held here, in the process that writes the result, for as long
+    as the run trains; a worker that dies leaves no lock behind (the kernel
+    drops it with this process, or `finish` releases it). A worker that dies
+    outright breaks a process pool and fails every run in flight with it: those
+    runs are rerun one at a time, so that only the run that kills its worker
+    again is reported as failed. Ctrl-C, SIGTERM or a user error stops the
+    runner's workers at once (runs in flight keep their last checkpoint) and
+    is raised again.
+    """
+    by_key = {planned.key: planned for planned in todo}
+    runner.open(lambda key, record: reporter.epoch_done(by_key[key], record) if key in by_key else None)
+    pending = list(reversed(todo))
+    in_flight: dict[Future, tuple[PlannedRun, BinaryIO]] = {}
+    suspects: list[PlannedRun] = []  # in flight when a worker died: each is rerun alone to find the one that kills it
+    alone: str | None = None  # the suspect now running by itself
+    interrupted = True
+
+    def launch(planned: PlannedRun) -> bool:
+        """Start `planned` unless it is busy or already finished; whether it is now in flight."""
+        started = start_run(planned, plan, results_dir, reporter, currency, runner, wait)
+        if started is not None:
+            in_flight[started[0]] = (planned, started[1])
+        return started is not None
+
+    try:
+        while pending or in_flight or suspects:
+            if suspects and not in_flight:
+                planned = suspects.pop(0)
+                if launch(planned):
+                    alone = planned.key
+            while pending and not suspects and alone is None and len(in_flight) < runner.slots:
+                launch(pending.pop())
+            if not in_flight:
+                continue
+            done, _ = wait_futures(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+            runner.poll()
+            for future in done:
+                planned, lock = in_flight.pop(future)
+                was_alone = alone == planned.key
+                if was_alone:
+                    alone = None
+                try:
+                    document = future.result()
+                except BrokenProcessPool:  # a worker died outright and took the pool (and its runs) down
+                    release_lock(lock)
+                    if not was_alone:
+                        suspects.append(planned)
+                        continue
+                    fail_run(planned, plan, results_dir, reporter, RunFailed(
+                        "the worker process training it died (killed, or crashed outside Python), also when run alone"
+                    ))
+                except RunFailed as failure:
+                    release_lock(lock)
+                    fail_run(planned, plan, results_dir, reporter, failure)
+                else:
+                    finish_run(planned, plan, results_dir, reporter, document, lock)
+        interrupted = False
+    finally:
+        if interrupted:
+            runner.stop()
+        for _, lock in in_flight.values():
+            release_lock(lock)
+
+
+def start_run(
+    planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, runner: Runner,
+    wait: bool,
+) -> tuple[Future, BinaryIO] | None:
+    """Take the run's lock (or wait for it), then skip it or hand it to the runner (resuming its checkpoint)."""
+    path = resolve_inside(results_dir, planned.key)
+    lock = take_lock(results_dir, planned.key, wait)
+    if lock is None:
+        plan.busy.append(planned)
+        reporter.run_busy(planned)
+        return None
+    if finished_with(path, planned, currency):  # another process finished it while we waited our turn
+        remove_lock(results_dir, planned.key)
+        release_lock(lock)
+        plan.skipped.append(planned)
+        reporter.run_skipped(planned)
+        return None
+    remove_stale_temporaries(path)
+    checkpoint = checkpoint_path(path) if runner.shares_files else None
+    if checkpoint is not None and checkpoint.exists():
+        reporter.run_resuming(planned)
+    reporter.run_started(planned)
+    try:
+        return runner.submit(planned, checkpoint), lock
+    except BaseException:
+        release_lock(lock)
+        raise
+
+
+def finish_run(planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Reporter, document: dict, lock: BinaryIO) -> None:
+    """Write the run's result atomically, then drop its checkpoint, failure report and lock."""
+    path = resolve_inside(results_dir, planned.key)
+    try:
+        with finished_runs_kept(path):
+            write_text_atomic(path, encode_result(document))
+        checkpoint_path(path).unlink(missing_ok=True)
+        failure_path(path).unlink(missing_ok=True)
+        remove_lock(results_dir, planned.key)
+    finally:
+        release_lock(lock)
+    plan.done.append(planned)
+    reporter.run_finished(planned, document)
+
+
+def fail_run(planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Reporter, failure: RunFailed) -> None:
+    """Save the crashed run's traceback beside where its result would be, and tell the reporter."""
+    path = failure_path(resolve_inside(results_dir, planned.key))
+    write_text_atomic(path, failure.details)
+    plan.failed.append((planned, path))
+    reporter.run_failed(planned, failure.summary, path)
+
+
+def failure_path(path: Path) -> Path:
+    """seed-3.json -> seed-3.failed.txt: the traceback of the last failed attempt (removed when the run finishes)."""
+    return path.with_name(path.stem + ".failed.txt")
+
+
+def finished_with(path: Path, planned: PlannedRun, currency: Currency) -> bool:
+    """A current result of exactly this run is stored at `path`."""
+    try:
+        stored = read_result(path)
+    except ValueError:
+        return False
+    return stored is not None and not differences(stored, planned) and currency.why_stale(stored, planned) is None
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Temporary files a killed writer left beside this run's result or checkpoint (we hold the run's lock)."""
+    for name in (path.name, checkpoint_path(path).name):
+        for stale in path.parent.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+

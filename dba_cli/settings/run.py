@@ -1,0 +1,224 @@
+"""The validated configuration of one training run: every setting of a run, declared once.
+
+Every entry point builds a `RunConfig`: `dba run` (its options are generated
+from these fields, help text included), recipes (their `model:`, `training:`
+and `methods:` sections hold these same fields and are validated as one
+`RunConfig` per run), tuning grids, and Python users (`run_config(...)`).
+A field's `group` says where it belongs (a recipe section, a `--help` panel);
+`omit_default` fields were added after results existed and are left out of a
+saved config at their default, so those results stay current. DBA's own
+settings are the engine's `DBAConfig` (dba/config.py). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+from pydantic.fields import FieldInfo
+
+from ..dba.config import DBAConfig
+from ..errors import ConfigError
+from .subsets import SUBSET_HELP, TRAIN_SIZE, parse_subset
+from .validation import Float, Int, Strict, make_config
+
+DATASETS = ("mnist", "fashion-mnist")  # both 28x28 grey images of 10 classes in the IDX format (data/datasets.py)
+ARCHITECTURES = ("mlp", "cnn")  # models.py
+ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU"}  # name -> its torch.nn class
+OPTIMIZERS = ("sgd", "adam")  # the torch optimizers a run can use, DBA's base included (training/optim.py)
+METHODS = (*OPTIMIZERS, "dba")
+DEFAULT_LR = {"sgd": 0.1, "adam": 0.001}
+
+# Where a field belongs: a recipe's top level (data), its `model:` and `training:` sections, a
+# method's own settings, the protocol (which a method may also set), or the seed (never in a recipe).
+GROUPS = ("data", "model", "method", "training", "protocol", "seed")
+
+
+def setting(default: Any = ..., *, group: str, help: str, omit_default: bool = False, factory=None, **bounds) -> Any:
+    """A RunConfig field: its default, bounds, `--help` text and group, in one place."""
+    assert group in GROUPS, group
+    extra = {"group": group, "omit_default": omit_default}
+    if factory is not None:
+        return Field(default_factory=factory, description=help, json_schema_extra=extra, **bounds)
+    return Field(default, description=help, json_schema_extra=extra, **bounds)
+
+
+def subset_name(value: str) -> str:
+    """A training subset name that `parse_subset` accepts."""
+    try:
+        parse_subset(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix(f"data: {value!r} ")) from None
+    return value
+
+
+Subset = Annotated[str, Field(strict=True), AfterValidator(subset_name)]
+Width = Annotated[Int, Field(ge=1)]  # a layer's width or a convolution's channels
+
+
+class RunConfig(Strict):
+    """One run: data subset, model, method (optimizer, DBA settings), schedule and seed."""
+
+    dataset: Literal[DATASETS] = setting(
+        "mnist", group="data", omit_default=True, help="Data set: mnist or fashion-mnist (Fashion-MNIST: see `dba data fetch`)."
+    )
+    data: Subset = setting("10-per-class", group="data", help=f"Training subset: {SUBSET_HELP}.")
+    method: Literal[METHODS] = setting("sgd", group="method", help="Training method: " + ", ".join(METHODS) + ".")
+    base: Literal[OPTIMIZERS] = setting(
+        "sgd", group="method", help="The optimizer that applies DBA's gradient (method dba only): " + ", ".join(OPTIMIZERS) + "."
+    )
+    lr: Float = setting(
+        DEFAULT_LR["sgd"], group="method", gt=0,
+        help="Learning rate. Default by optimizer: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ".",
+    )
+    momentum: Float = setting(0.0, group="method", ge=0, lt=1, help="SGD momentum (0 = plain SGD; ignored by Adam).")
+    weight_decay: Float = setting(0.0, group="method", ge=0, help="L2 weight decay.")
+    architecture: Literal[ARCHITECTURES] = setting(
+        "mlp", group="model", omit_default=True, help="Model: mlp (uses hidden) or cnn (uses channels)."
+    )
+    hidden: list[Width] = setting(
+        group="model", factory=lambda: [512], min_length=1, help="MLP: hidden layer widths, e.g. 512 or 512,256."
+    )
+    channels: list[Width] = setting(
+        group="model", factory=lambda: [8, 16], min_length=2, max_length=2,
+        help="CNN: output channels of its two 5x5 convolutions, e.g. 8,16.",
+    )
+    activation: Literal[tuple(ACTIVATIONS)] = setting(
+        "relu", group="model", help="Hidden activation: " + ", ".join(ACTIVATIONS) + "."
+    )
+    epochs: Int = setting(50, group="training", ge=1, help="Passes over the training subset.")
+    batch_size: Int = setting(64, group="training", ge=1, help="Mini-batch size.")
+    seed: Int = setting(0, group="seed", ge=0, help="Seed for the subset, the initial weights and the batch order.")
+    dba: DBAConfig | None = setting(None, group="method", help="DBA's settings (method dba only; defaults filled in).")
+    # Protocol: the defaults are the spec's protocol; other values are diagnostics.
+    validation_size: Int = setting(
+        0, group="protocol", omit_default=True, ge=0,
+        help="Training images outside the subset held out as a validation split (choices are made on it).",
+    )
+    subset_draw: Literal["stratified", "uniform"] = setting(
+        "stratified", group="protocol", omit_default=True,
+        help="How the subset is drawn: stratified by class, or uniform (a diagnostic).",
+    )
+    resample: Literal["once", "every_epoch"] = setting(
+        "once", group="protocol", omit_default=True,
+        help="once: one subset per seed; every_epoch: a fresh subset each epoch (a diagnostic).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def fill_defaults(cls, values: Any) -> Any:
+        """Default lr from the optimizer; default DBA settings for method dba.
+
+        With an unknown method or base there is no default lr, and that is the
+        only error to report: the unset lr is dropped rather than passed on as
+        None (which would add a spurious "lr: should be a number" error).
+        """
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        method = values.get("method", "sgd")
+        optimizer = values.get("base", "sgd") if method == "dba" else method
+        if values.get("lr") is None:
+            default = DEFAULT_LR.get(optimizer) if isinstance(optimizer, str) else None
+            if default is not None:
+                values["lr"] = default
+            else:
+                values.pop("lr", None)
+        if method == "dba" and values.get("dba") is None:
+            values["dba"] = {}
+        return values
+
+    @model_validator(mode="after")
+    def dba_only_for_dba(self) -> RunConfig:
+        if self.dba is not None and self.method != "dba":
+            raise ValueError(f"dba settings were given but method is {self.method!r}; use method dba or drop them")
+        return self
+
+    @property
+    def optimizer(self) -> str:
+        """The torch optimizer that applies the update."""
+        return self.base if self.method == "dba" else self.method
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able values, as saved with each run.
+
+        Fields that do not apply (DBA settings of a baseline, the widths of the
+        model not used) are left out, and so are `omit_default` fields at their
+        defaults, so that result files stay comparable when new settings are added.
+        """
+        values = self.model_dump()
+        if self.method != "dba":
+            values.pop("base")
+            values.pop("dba")
+        values.pop("channels" if self.architecture == "mlp" else "hidden")
+        for name, field in type(self).model_fields.items():
+            if field_extra(field).get("omit_default") and name in values and values[name] == field.get_default(call_default_factory=True):
+                values.pop(name)
+        return values
+
+    def replace(self, **changes) -> RunConfig:
+        return make_config(RunConfig, {**self.model_dump(), **changes})
+
+
+def field_extra(field: FieldInfo) -> dict:
+    """A RunConfig field's group and omit_default (see `setting`)."""
+    return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+
+
+def fields_in(*groups: str) -> list[str]:
+    """The RunConfig fields of these groups, in declaration order."""
+    return [name for name, field in RunConfig.model_fields.items() if field_extra(field).get("group") in groups]
+
+
+def run_config(**values) -> RunConfig:
+    """Shorthand for Python users and tests: `run_config(method="adam", epochs=3)`."""
+    return make_config(RunConfig, values)
+
+
+def run_notes(config: RunConfig) -> list[str]:
+    """What a user should know before a run that is valid but may not do what they expect."""
+    size = parse_subset(config.data).size() or TRAIN_SIZE - config.validation_size
+    batch = min(config.batch_size, size)
+    notes = []
+    if config.batch_size > size:
+        notes.append(
+            f"batch size {config.batch_size} is larger than the training subset ({size} images of {config.data}): "
+            "every step uses the whole subset (full-batch training, one step per epoch)."
+        )
+    if config.method == "dba" and config.dba.min_size >= batch:
+        notes.append(
+            f"dba.min_size {config.dba.min_size} is not smaller than the batch ({batch} samples): "
+            f"DBA can remove no sample and trains exactly like plain {config.base}."
+        )
+    return notes
+
+
+def describe(config: RunConfig, batch_size: int | None = None) -> str:
+    """A method's setting in a few words, as reports name it: "sgd, lr 0.1, momentum 0.9" or "DBA over sgd, lr 0.1; ...".
+
+    Settings at their defaults are left out; the batch size is named when it
+    differs from `batch_size` (the recipe's).
+    """
+    parts = [f"{config.optimizer}, lr {config.lr:g}" if config.method != "dba" else f"DBA over {config.base}, lr {config.lr:g}"]
+    defaults = RunConfig.model_fields
+    for name in ("momentum", "weight_decay"):
+        if getattr(config, name) != defaults[name].default:
+            parts.append(f"{name.replace('_', ' ')} {getattr(config, name):g}")
+    if batch_size is not None and config.batch_size != batch_size:
+        parts.append(f"batch {config.batch_size}")
+    text = ", ".join(parts)
+    if config.dba is not None:
+        s = config.dba
+        text += f"; {s.metric} {s.direction}, min_size {s.min_size}, {s.reduction}"
+        if s.max_removals is not None:
+            text += f", max_removals {s.max_removals}"
+        if s.unbiased:
+            text += ", unbiased"
+    return text
+
+
+def describe_model(config: RunConfig) -> str:
+    """How tables name a run's model: "width 512" (the MLP) or "CNN 8/16 channels"."""
+    if config.architecture == "cnn":
+        return "CNN " + "/".join(map(str, config.channels)) + " channels"
+    return "width " + "/".join(map(str, config.hidden))

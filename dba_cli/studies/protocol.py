@@ -1,0 +1,69 @@
+"""`dba protocol` as a plan: how far each protocol choice moves the reported accuracy (diagnostics, not results).
+
+Our protocol (docs/dba-method.md) trains on one stratified subset per seed,
+reports the final epoch and uses a 512-unit hidden layer. The paper does not
+state its protocol, so this study measures how much the tuned SGD, Adam and
+DBA settings move when one choice changes: a fresh subset every epoch, the best
+epoch picked on the test set (among the epochs the recipe's `evaluation:`
+schedule evaluated: only they have a test accuracy), a uniform (unstratified)
+draw, other hidden widths. If no row brings DBA near the paper's numbers, no
+such protocol difference explains them (reports/protocol_report.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..recipes.planned import PlannedRun
+from ..recipes.recipe import Recipe
+from ..settings.evaluation import FINAL_ONLY
+
+GROUP = "protocol"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # folder name
+    label: str  # what the table says
+    overrides: dict
+
+
+def protocol_variants(recipe: Recipe) -> list[Variant]:
+    """The diagnostics that need their own runs (the best-epoch row reuses the reported runs)."""
+    found = [
+        Variant("every-epoch", "fresh subset drawn every epoch", {"resample": "every_epoch"}),
+        Variant("uniform", "uniform (unstratified) subset draw", {"subset_draw": "uniform"}),
+    ]
+    if recipe.defaults.architecture == "mlp":  # the CNN has no hidden width to vary
+        found += [Variant(f"width-{w}", f"hidden width {w}", {"hidden": [w]}) for w in recipe.protocol.widths]
+    return found
+
+
+def protocol_methods(recipe: Recipe) -> list[str]:
+    missing = [name for name in recipe.protocol.methods if name not in recipe.methods]
+    if missing:
+        raise ConfigError(
+            f"recipe {recipe.name}: protocol.methods names {', '.join(missing)}, which the recipe does not define. "
+            f"Fix: run `dba tune {recipe.name}` and paste results/tune/{recipe.name}/chosen.yaml under `methods:`, "
+            "or list existing methods under protocol.methods."
+        )
+    return list(recipe.protocol.methods)
+
+
+def default_runs(recipe: Recipe, smoke: bool = False) -> list[PlannedRun]:
+    """Our protocol's rows: the reported runs themselves (first `protocol.seeds` seeds)."""
+    seeds = recipe.smoke.seeds if smoke else recipe.protocol.seeds
+    return recipe.runs(seeds=seeds, methods=protocol_methods(recipe), smoke=smoke)
+
+
+def protocol_runs(recipe: Recipe, smoke: bool = False) -> list[PlannedRun]:
+    seeds = recipe.smoke.seeds if smoke else recipe.protocol.seeds
+    runs = []
+    for name in protocol_methods(recipe):
+        method = recipe.methods[name]
+        for variant in protocol_variants(recipe):
+            for seed in range(seeds):
+                config = recipe.config_for(method, seed, smoke, label=f"protocol {name} {variant.name}", **variant.overrides)
+                runs.append(PlannedRun(recipe.name, f"{name}/{variant.name}", method.role, config, GROUP, evaluation=FINAL_ONLY))
+    return runs
