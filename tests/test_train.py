@@ -11,8 +11,8 @@ from dba_cli.training.train import train
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("method, lr", [("sgd", 0.1), ("adam", 1e-3)])
-def test_sgd_and_adam_learn_well_above_chance_on_10_per_class(mnist, method, lr):
+@pytest.mark.parametrize("method, lr", [("sgd", 0.1), ("adam", 1e-3), ("adamw", 1e-3)])
+def test_sgd_adam_and_adamw_learn_well_above_chance_on_10_per_class(mnist, method, lr):
     result = train(run_config(data="10-per-class", method=method, lr=lr, epochs=8, batch_size=32), mnist, CPU)
     losses = [record.train_loss for record in result.history]
     assert losses[-1] < 0.5 * losses[0]
@@ -94,3 +94,39 @@ def test_fresh_subset_every_epoch_trains_on_different_images(mnist):
     assert data.y_train.bincount(minlength=10).tolist() == [10] * 10
     result = train(config.replace(epochs=2), mnist, CPU)
     assert result.history[-1].val_accuracy is not None and result.to_dict()["config"]["resample"] == "every_epoch"
+
+
+def test_each_optimizer_is_torchs_own_with_the_configs_settings():
+    from dba_cli.training.optim import make_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    sgd = make_optimizer(params, run_config(method="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=0.01))
+    assert type(sgd) is torch.optim.SGD
+    assert {k: sgd.defaults[k] for k in ("lr", "momentum", "nesterov", "weight_decay")} == {
+        "lr": 0.2, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}
+    adamw = make_optimizer(params, run_config(method="adamw", weight_decay=0.05))
+    assert type(adamw) is torch.optim.AdamW and adamw.defaults["lr"] == 0.001 and adamw.defaults["weight_decay"] == 0.05
+    dba = make_optimizer(params, run_config(method="dba", base="adamw"))
+    assert type(dba) is torch.optim.AdamW  # DBA's base may be any optimizer
+
+
+def test_adamw_decays_weights_apart_from_the_gradient_unlike_adam(mnist):
+    """One epoch at a large weight decay: Adam (L2 in the gradient) and AdamW (decoupled) end at different weights."""
+    weights = {}
+    for method in ("adam", "adamw"):
+        out: dict = {}
+        train(run_config(data="10-per-class", method=method, weight_decay=0.5, epochs=1, batch_size=32), mnist, CPU, model_out=out)
+        weights[method] = torch.cat([p.detach().flatten() for p in out["model"].parameters()])
+    assert not torch.equal(weights["adam"], weights["adamw"])
+    # Adam normalises the L2 term with the gradient, so a large decay dominates its steps; AdamW shrinks each
+    # weight by lr x decay per step (here 0.05%), apart from the normalised gradient step.
+    assert weights["adamw"].norm() > weights["adam"].norm()
+
+
+def test_nesterov_needs_sgd_with_momentum_and_is_left_out_of_saved_configs_at_its_default():
+    with pytest.raises(ConfigError, match="nesterov needs SGD with momentum > 0"):
+        run_config(method="sgd", nesterov=True)
+    with pytest.raises(ConfigError, match="nesterov needs SGD with momentum > 0"):
+        run_config(method="adam", momentum=0.9, nesterov=True)
+    assert "nesterov" not in run_config(method="sgd").to_dict()  # results made before it stay current
+    assert run_config(method="sgd", momentum=0.9, nesterov=True).to_dict()["nesterov"] is True

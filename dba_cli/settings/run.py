@@ -25,9 +25,9 @@ from .validation import Float, Int, Strict, make_config
 DATASETS = ("mnist", "fashion-mnist")  # both 28x28 grey images of 10 classes in the IDX format (data/datasets.py)
 ARCHITECTURES = ("mlp", "cnn")  # models.py
 ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU"}  # name -> its torch.nn class
-OPTIMIZERS = ("sgd", "adam")  # the torch optimizers a run can use, DBA's base included (training/optim.py)
+OPTIMIZERS = ("sgd", "adam", "adamw")  # the torch optimizers a run can use, DBA's base included (training/optim.py)
 METHODS = (*OPTIMIZERS, "dba")
-DEFAULT_LR = {"sgd": 0.1, "adam": 0.001}
+DEFAULT_LR = {"sgd": 0.1, "adam": 0.001, "adamw": 0.001}
 
 # Where a field belongs: a recipe's top level (data), its `model:` and `training:` sections, a
 # method's own settings, the protocol (which a method may also set), or the seed (never in a recipe).
@@ -71,8 +71,13 @@ class RunConfig(Strict):
         DEFAULT_LR["sgd"], group="method", gt=0,
         help="Learning rate. Default by optimizer: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ".",
     )
-    momentum: Float = setting(0.0, group="method", ge=0, lt=1, help="SGD momentum (0 = plain SGD; ignored by Adam).")
-    weight_decay: Float = setting(0.0, group="method", ge=0, help="L2 weight decay.")
+    momentum: Float = setting(0.0, group="method", ge=0, lt=1, help="SGD momentum (0 = plain SGD; ignored by Adam and AdamW).")
+    nesterov: bool = setting(
+        False, group="method", omit_default=True, strict=True, help="SGD: Nesterov momentum (needs momentum > 0)."
+    )
+    weight_decay: Float = setting(
+        0.0, group="method", ge=0, help="Weight decay: L2 added to the gradient (SGD, Adam), decoupled (AdamW)."
+    )
     architecture: Literal[ARCHITECTURES] = setting(
         "mlp", group="model", omit_default=True, help="Model: mlp (uses hidden) or cnn (uses channels)."
     )
@@ -132,6 +137,8 @@ class RunConfig(Strict):
     def dba_only_for_dba(self) -> RunConfig:
         if self.dba is not None and self.method != "dba":
             raise ValueError(f"dba settings were given but method is {self.method!r}; use method dba or drop them")
+        if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
+            raise ValueError("nesterov needs SGD with momentum > 0; set momentum (e.g. 0.9) or drop nesterov")
         return self
 
     @property
@@ -204,6 +211,8 @@ def describe(config: RunConfig, batch_size: int | None = None) -> str:
     for name in ("momentum", "weight_decay"):
         if getattr(config, name) != defaults[name].default:
             parts.append(f"{name.replace('_', ' ')} {getattr(config, name):g}")
+    if config.nesterov:
+        parts.append("Nesterov")
     if batch_size is not None and config.batch_size != batch_size:
         parts.append(f"batch {config.batch_size}")
     text = ", ".join(parts)
