@@ -82,7 +82,7 @@ def test_runs_apply_overrides_and_smoke(tmp_path):
         (TINY.replace("{method: sgd, lr: 0.1}", "{method: sgd, lr: 0.1, momentm: 0.9}"),
          r"methods\.sgd\.momentm: unknown key; did you mean 'momentum'\?"),
         (TINY.replace("data: 5-per-class", "data: lots"), r"data: .*not a training subset"),
-        (TINY.replace("{method: adam, lr: 0.001}", "{method: adamw, lr: 0.001}"), r"methods\.adam\.method: "),
+        (TINY.replace("{method: adam, lr: 0.001}", "{method: rmsprop, lr: 0.001}"), r"methods\.adam\.method: "),
         (TINY.replace("seeds: 2\n", ""), r"seeds: Field required"),
         ("methods: [sgd\n", r"invalid YAML at line"),
         ("- just\n- a list\n", r"must be a YAML mapping"),
