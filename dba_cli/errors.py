@@ -25,3 +25,15 @@ class DeviceError(DBAError):
 
 class ResultsNotWritable(DBAError):
     """The results folder cannot be created or written, or the disk is full."""
+
+
+class UnreadableFile(DBAError, ValueError):
+    """A file dba reads back (a result, a report, a checkpoint, a data file) is not what it can read: wrong kind, too
+    large, nested too deep, or a link out of its folder. A ValueError too, so that callers that treat a damaged
+    file as damaged (a result to rerun, a row to skip) treat this one alike."""
+
+    def __init__(self, path, reason: str, too_large: bool = False) -> None:
+        super().__init__(f"{path}: unreadable: {reason}")
+        self.path = path
+        self.reason = reason
+        self.too_large = too_large  # over the size such a file can have (the rest: wrong kind, nesting, a link out)

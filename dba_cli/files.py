@@ -1,23 +1,34 @@
-"""Writing files so that a crash or Ctrl-C never leaves a half-written one.
+"""Writing files so that a crash or Ctrl-C never leaves a half-written one, and reading them back with bounds.
 
 Every file is written to a temporary file beside its final name, fsync'd, then
 renamed over it. `mkstemp` creates temporaries readable by their owner only
 (mode 0600); the final file gets the mode any other program's file would get
 (0666 less the umask), so results shared with a group or served by a web
 server stay readable.
+
+Every file dba reads back (a result, a report, a checkpoint, a recipe) is an
+input: `read_bounded` reads regular files only (a FIFO would hang the reader,
+/dev/zero never ends), never follows a link out of the folder it belongs to,
+and refuses more than a stated size before reading it; `load_json` also bounds
+the nesting. Each refusal is one `UnreadableFile` error naming the file and why.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from .errors import ConfigError, ResultsNotWritable
+from .errors import ConfigError, ResultsNotWritable, UnreadableFile
+
+MAX_JSON_DEPTH = 32  # a result file nests 4 levels deep
+KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+         stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
 
 
 def current_umask() -> int:
@@ -59,6 +70,29 @@ def json_text(data: dict) -> str:
 
 def write_json_atomic(path: str | Path, data: dict, create_parents: bool = True) -> None:
     write_text_atomic(path, json_text(data), create_parents)
+
+
+def path_problem(path: str | Path) -> str | None:
+    """Why the system could not use `path` at all (a name or the whole path too long, a NUL), or None when it can.
+
+    Checked where a user names a path, so that "File name too long" is one line
+    naming the option, never an error deep inside a run.
+    """
+    text = os.fsencode(str(path))
+    if b"\0" in text:
+        return "it holds a NUL character"
+    limit = 255
+    try:
+        existing = next((folder for folder in (Path(path).absolute(), *Path(path).absolute().parents) if folder.is_dir()), Path("/"))
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        pass
+    longest = max((len(os.fsencode(part)) for part in Path(path).parts), default=0)
+    if longest > limit:
+        return f"a name in it is {longest} bytes long; this filesystem allows {limit}"
+    if len(os.fsencode(str(Path(path).absolute()))) >= 4096:
+        return "the path is longer than this system allows (4096 bytes)"
+    return None
 
 
 def check_output_file(path: str | Path) -> Path:
@@ -107,21 +141,24 @@ def finished_runs_kept(path: str | Path) -> Iterator[None]:
 
 
 def resolve_inside(root: str | Path, relative: str, what: str = "the results folder") -> Path:
-    """`root / relative`, after checking that it resolves (symlinks followed) to a path inside `root`.
+    """`root / relative`, after checking that its folder resolves (links followed) to `root` or a folder inside it.
 
     Every path built from data (a recipe or method name, a name read from a
     result file) goes through here before anything is read or written there.
+    The file itself is not followed: a link in its place is read with bounds
+    (`read_bounded` refuses one that leads out) and replaced, never written
+    through, by an atomic write.
     """
     path = Path(root) / relative
     try:
         resolved_root = Path(root).resolve()
-        resolved = path.resolve()
-    except (OSError, ValueError) as exc:  # e.g. a NUL character, a link loop
+        folder = path.parent.resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # e.g. a NUL character, a link loop
         raise ConfigError(f"path {short(relative)} under {what} {root} cannot be used ({exc}).") from None
-    if resolved == resolved_root or not resolved.is_relative_to(resolved_root):
+    if path.name in ("", ".", "..") or not folder.is_relative_to(resolved_root):
         raise ConfigError(
             f"path {short(relative)} would lie outside {what} {root} "
-            f"(it resolves to {short(str(resolved), 200)}); refusing to use it."
+            f"(it resolves to {short(str(folder / path.name), 200)}); refusing to use it."
         )
     return path
 
@@ -130,3 +167,72 @@ def short(text: str, limit: int = 80) -> str:
     """`text` quoted and cut to about `limit` characters, for messages."""
     quoted = repr(text)
     return quoted if len(quoted) <= limit else quoted[: limit - 1] + "…"
+
+
+def read_bounded(path: str | Path, max_bytes: int, inside: str | Path | None = None) -> bytes:
+    """The bytes of the regular file at `path`, at most `max_bytes` of them; UnreadableFile otherwise.
+
+    `inside`: the folder the file belongs to; a path that resolves (links
+    followed) outside it is refused. FileNotFoundError passes through: a
+    missing file is the caller's business (a run not trained yet).
+    """
+    path = Path(path)
+    if inside is not None:
+        try:
+            if not path.resolve().is_relative_to(Path(inside).resolve()):
+                raise UnreadableFile(path, f"a link to {short(str(path.resolve()), 120)}, outside {inside}")
+        except (OSError, RuntimeError) as exc:  # a link loop
+            raise UnreadableFile(path, f"cannot be resolved ({exc})") from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))  # a FIFO opens without waiting
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UnreadableFile(path, exc.strerror or str(exc)) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile(path, f"not a regular file ({KINDS.get(stat.S_IFMT(info.st_mode), 'not a file')})")
+        if info.st_size > max_bytes:
+            raise UnreadableFile(path, f"{info.st_size:,} bytes, more than the {max_bytes:,} such a file can hold", too_large=True)
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            raise UnreadableFile(path, f"grew past the {max_bytes:,} bytes such a file can hold while being read", too_large=True)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UnreadableFile(path, exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def load_json(path: str | Path, max_bytes: int, inside: str | Path | None = None, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """A JSON document read with `read_bounded`, nested at most `max_depth` levels; UnreadableFile otherwise."""
+    data = read_bounded(path, max_bytes, inside)
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise UnreadableFile(path, f"nested more than {max_depth} levels deep") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnreadableFile(path, f"not valid JSON ({exc})") from None
+    if depth(document, max_depth) > max_depth:
+        raise UnreadableFile(path, f"nested more than {max_depth} levels deep")
+    return document
+
+
+def depth(value: Any, limit: int) -> int:
+    """How deeply `value` nests lists and mappings (counting stops just past `limit`)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        current, level = stack.pop()
+        if isinstance(current, (list, dict)):
+            deepest = max(deepest, level)
+            if level > limit:
+                return level
+            stack.extend((item, level + 1) for item in (current.values() if isinstance(current, dict) else current))
+    return deepest

@@ -94,7 +94,7 @@ def test_run_dba_records_kept_subset_sizes_per_layer():
 
 def test_dba_options_without_method_dba_are_rejected():
     result = runner.invoke(app, ["run", "--metric", "snr", "--epochs", "1"])
-    assert result.exit_code == 2 and "dba settings were given but method is 'sgd'" in result.output
+    assert result.exit_code == 2 and "settings were given but method is 'sgd'" in result.output
 
 
 def test_bench_step_prints_ratios_to_plain_sgd():

@@ -119,12 +119,14 @@ def test_mnist_files_are_not_taken_for_fashion_mnist(tmp_path):
 def test_cache_entries_are_per_dataset_and_verified(tmp_path):
     spec = tiny_dataset(tmp_path / "data")
     load_dataset(tmp_path / "data", cache_dir=tmp_path / "cache", dataset=spec)
-    cached = sorted(path.name for path in (tmp_path / "cache" / "fashion-mnist").iterdir())
+    cached = sorted(path.name.split("-")[1] for path in (tmp_path / "cache" / "fashion-mnist").iterdir())
     assert cached == sorted(f"{file.md5}.idx" for file in spec.files.values())
-    empty = tmp_path / "empty"  # the files are gone; the verified cache is enough
-    empty.mkdir()
-    again = load_dataset(empty, cache_dir=tmp_path / "cache", dataset=spec)
+    again = load_dataset(tmp_path / "data", cache_dir=tmp_path / "cache", dataset=spec)  # from the cache
     assert torch.equal(again.test_images, load_dataset(tmp_path / "data", cache_dir=False, dataset=spec).test_images)
+    empty = tmp_path / "empty"  # the files are gone: the cache never stands in for a folder that lacks them
+    empty.mkdir()
+    with pytest.raises(DataError, match="not found in"):
+        load_dataset(empty, cache_dir=tmp_path / "cache", dataset=spec)
 
 
 def test_features_use_the_dataset_s_own_pixel_statistics(tmp_path):
@@ -137,8 +139,9 @@ def test_features_use_the_dataset_s_own_pixel_statistics(tmp_path):
 @pytest.mark.parametrize("architecture", ["mlp", "cnn"])
 def test_a_run_trains_on_the_tiny_dataset_and_refuses_another(tmp_path, mnist, architecture):
     tiny = load_dataset(tmp_path, cache_dir=False, dataset=tiny_dataset(tmp_path))
+    model = {"hidden": [16]} if architecture == "mlp" else {"channels": [4, 6]}
     config = RunConfig(
-        dataset="fashion-mnist", data="2-per-class", architecture=architecture, hidden=[16], epochs=2,
+        dataset="fashion-mnist", data="2-per-class", architecture=architecture, **model, epochs=2,
         batch_size=10, method="dba", dba={"metric": "variance", "direction": "minimize", "min_size": 5},
     )
     result = train(config, tiny, torch.device("cpu"))

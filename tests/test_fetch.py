@@ -69,7 +69,7 @@ def test_an_unreachable_mirror_is_one_line_naming_the_offline_way(mirror, tmp_pa
     result = runner.invoke(app, ["data", "fetch", "fashion-mnist", "--mirror", (tmp_path / "nowhere").as_uri() + "/"])
     assert result.exit_code == 2
     line = " ".join(result.output.split())
-    assert "could not download Fashion-MNIST's train-images-idx3-ubyte.gz" in line
+    assert "could not get a verified copy of Fashion-MNIST's train-images-idx3-ubyte.gz" in line
     assert "apt install dataset-fashion-mnist" in line and "--data-dir" in line
     assert "Traceback" not in result.output
 

@@ -45,14 +45,17 @@ def test_cache_is_written_verified_and_rebuilt_when_damaged(tmp_path, mnist):
     cache = tmp_path / "cache"
     first = load_dataset(cache_dir=cache)
     entries = sorted((cache / "mnist").glob("*.idx"))
-    assert [e.stem for e in entries] == sorted(spec.md5 for spec in FILES.values())
-    for entry in entries:  # each entry is the raw IDX content, named by its own checksum
-        assert hashlib.md5(entry.read_bytes()).hexdigest() == entry.stem
-    damaged = cache / "mnist" / f"{FILES['train_labels'].md5}.idx"
+    assert sorted(e.stem.split("-")[1] for e in entries) == sorted(spec.md5 for spec in FILES.values())
+    for entry in entries:  # each entry is the raw IDX content, named by its gzip file's hash and its own checksum
+        source, content = entry.stem.split("-")
+        assert hashlib.md5(entry.read_bytes()).hexdigest() == content
+        gz = next(packaged_data_dir().glob("*.gz"), None)
+        assert len(source) == 32 and gz is not None
+    damaged = next(e for e in entries if e.stem.endswith(FILES["train_labels"].md5))
     damaged.write_bytes(damaged.read_bytes()[:-5] + b"\x00" * 5)
     second = load_dataset(cache_dir=cache)  # the damaged entry is discarded and rebuilt
     assert torch.equal(second.train_labels, first.train_labels)
-    assert hashlib.md5(damaged.read_bytes()).hexdigest() == damaged.stem
+    assert hashlib.md5(damaged.read_bytes()).hexdigest() == damaged.stem.split("-")[1]
 
 
 @pytest.mark.parametrize(
@@ -98,7 +101,7 @@ def test_truncated_gzip_is_a_clear_error(tmp_path):
     folder = copy_files(tmp_path / "data", compress=True)
     bad = folder / f"{FILES['train_images'].stem}.gz"
     bad.write_bytes(bad.read_bytes()[:1000])
-    with pytest.raises(DataError, match="could not be read"):
+    with pytest.raises(DataError, match="ends before its gzip stream does: truncated"):
         load_dataset(folder, cache_dir=False)
 
 

@@ -146,3 +146,46 @@ def test_ray_not_installed_is_one_line_naming_the_install(tmp_path, monkeypatch)
     assert result.exit_code == 2, result.output
     assert "pip install 'dba-cli[ray]'" in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_a_driver_joining_a_loopback_cluster_presents_itself_at_127_0_0_1(cluster):
+    """Ray would pick this machine's external address for the driver; against a loopback cluster we give it 127.0.0.1."""
+    from dba_cli.run.ray_runner import join_cluster, node_address
+
+    head_cluster, _ = cluster
+    assert node_address(head_cluster.address) == LOOPBACK and node_address("auto") is None
+    assert node_address("10.1.2.3:6379") is None  # a real cluster: Ray's own choice
+    join_cluster(ray, head_cluster.address)
+    try:
+        assert ray._private.worker.global_worker.node.node_ip_address == LOOPBACK
+    finally:
+        ray.shutdown()
+
+
+def loopback_namespace_works() -> bool:
+    """Whether this process may make a network namespace with only the loopback device (root, Linux)."""
+    import shutil as which
+    import subprocess
+
+    if not (which.which("unshare") and which.which("ip")):
+        return False
+    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+def test_the_ray_grid_passes_where_only_loopback_exists():
+    """The two-node grid again, in a network namespace whose only device is loopback: nothing reaches past it."""
+    import subprocess
+
+    if os.environ.get("DBA_IN_LOOPBACK_NAMESPACE"):
+        pytest.skip("already inside the namespace")
+    if not loopback_namespace_works():
+        pytest.skip("no network namespaces here (needs root and unshare)")
+    env = {**os.environ, "DBA_IN_LOOPBACK_NAMESPACE": "1"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    test = "tests/test_ray.py::test_a_grid_on_two_nodes_writes_the_files_a_serial_run_writes"
+    command = f"ip link set lo up && exec {sys.executable} -m pytest -q -p no:cacheprovider -p no:xdist {test}"
+    outcome = subprocess.run(["unshare", "-n", "sh", "-c", command], capture_output=True, text=True, timeout=300,
+                             cwd=Path(__file__).resolve().parent.parent, env=env)
+    assert outcome.returncode == 0, outcome.stdout[-3000:] + outcome.stderr[-3000:]
+    assert "1 passed" in outcome.stdout

@@ -60,7 +60,7 @@ def test_damaged_result_is_reported_and_redone(tmp_path, mnist):
     damaged = results / "tiny/sgd/seed-0.json"
     damaged.write_text(damaged.read_text()[:100])  # truncated, as by a crash without atomic writes
     plan = make_plan(runs, results)
-    assert plan.damaged == [damaged] and plan.todo == runs
+    assert list(plan.damaged) == [damaged] and plan.todo == runs and "not valid JSON" in plan.damaged[damaged]
     execute_runs(runs, results)
     assert json.loads(damaged.read_text())["status"] == "finished"
 
@@ -85,3 +85,15 @@ def test_interrupt_keeps_finished_runs_and_writes_no_partial_file(tmp_path, mnis
     assert not list(results.rglob("*.tmp"))
     plan = execute_runs(runs, results)
     assert [p.config.seed for p in plan.skipped] == [0] and [p.config.seed for p in plan.todo] == [1]
+
+
+def test_a_newcomer_is_told_the_results_are_current_and_how_to_train_them_again(tmp_path):
+    args = ["reproduce", write(tmp_path, TINY), "--results", str(tmp_path / "r"), "--device", "cpu"]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "0 run(s) done, 4 already finished" in again.output
+    assert "nothing was trained" in again.output and "--results ANOTHER_FOLDER" in again.output and "--overwrite" in again.output
+    before = (tmp_path / "r" / "tiny" / "sgd" / "seed-0.json").stat().st_mtime_ns
+    retrained = runner.invoke(app, [*args, "--overwrite"])
+    assert retrained.exit_code == 0 and "4 run(s) done, 0 already finished" in retrained.output
+    assert (tmp_path / "r" / "tiny" / "sgd" / "seed-0.json").stat().st_mtime_ns > before

@@ -55,7 +55,7 @@ def test_model_shapes_and_seeded_init():
         ({"lr": -0.1}, "lr"),
         ({"lr": float("nan")}, "lr"),
         ({"epochs": True}, "epochs"),
-        ({"dba": {"metric": "snr"}}, r"\(top level\)"),
+        ({"dba": {"metric": "snr"}}, "dba"),  # settings given, but method is sgd
         ({"method": "dba", "dba": {"metrc": "snr"}}, r"dba\.metrc"),
         ({"momentum": 1.5}, "momentum"),
         ({"hidden": [512, 0]}, "hidden"),
@@ -124,9 +124,9 @@ def test_adamw_decays_weights_apart_from_the_gradient_unlike_adam(mnist):
 
 
 def test_nesterov_needs_sgd_with_momentum_and_is_left_out_of_saved_configs_at_its_default():
-    with pytest.raises(ConfigError, match="nesterov needs SGD with momentum > 0"):
+    with pytest.raises(ConfigError, match="nesterov: needs SGD with momentum > 0"):
         run_config(method="sgd", nesterov=True)
-    with pytest.raises(ConfigError, match="nesterov needs SGD with momentum > 0"):
+    with pytest.raises(ConfigError, match="nesterov: needs SGD with momentum > 0"):
         run_config(method="adam", momentum=0.9, nesterov=True)
     assert "nesterov" not in run_config(method="sgd").to_dict()  # results made before it stay current
     assert run_config(method="sgd", momentum=0.9, nesterov=True).to_dict()["nesterov"] is True

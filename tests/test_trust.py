@@ -130,7 +130,7 @@ def test_a_file_of_another_schema_is_damaged_and_redone(tiny_results, mnist):
     with pytest.raises(ValueError, match="schema 1, not 2"):
         read_result(path)
     plan, _ = rerun(runs, mnist, results)
-    assert plan.damaged == [path] and [p.key for p in plan.done] == ["tiny/sgd/seed-1.json"]
+    assert list(plan.damaged) == [path] and [p.key for p in plan.done] == ["tiny/sgd/seed-1.json"]
     assert json.loads(path.read_text())["schema_version"] == 2
 
 

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from . import grids, other_commands
-from .console import OneLineErrors, stop_on_signal
+from .console import OneLineErrors, flags_show_no_type, stop_on_signal
 from .train_one import run_command
 
+flags_show_no_type()
 app = typer.Typer(
     cls=OneLineErrors,
     no_args_is_help=True,

@@ -149,3 +149,24 @@ def warnings_shown() -> Iterator[None]:
 def stop_on_signal(signum, frame) -> None:
     """SIGTERM (and SIGINT, even where a shell started us with it ignored) stop like Ctrl-C."""
     raise KeyboardInterrupt
+
+
+def flags_show_no_type() -> None:
+    """`--help` without a `<bool>` after plain flags (`--smoke`, `--overwrite`, `--help` itself).
+
+    Typer 0.29's help shows every option's type; for a flag, which takes no
+    value, "<bool>" only suggests that it does. Options that take a value keep theirs.
+    """
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "dba_flags_show_no_type", False):
+        return
+
+    def display_type_rich(self, ctx):
+        if self.is_flag and not self.count:
+            return None
+        return original(self, ctx)
+
+    display_type_rich.dba_flags_show_no_type = True
+    TyperOption.display_type_rich = display_type_rich

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import timedelta
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.table import Column
 from rich.text import Text
 
 from .eta import GridEta
@@ -22,45 +22,57 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def clock(seconds: float | None) -> str:
-    """0:05:07; '?' when unknown."""
+    """A duration as people read it: 45s, 12m05s, 3h02m; '?' when unknown."""
     if seconds is None:
         return "?"
-    return str(timedelta(seconds=max(0, round(seconds))))
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
 
 
-class ElapsedColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        return Text(f"elapsed {clock(task.finished_time if task.finished else task.elapsed)}", style="progress.elapsed")
-
-
-class LeftColumn(ProgressColumn):
-    """Time left: the task's own `left` field where the caller estimates it, else Rich's rate-based estimate."""
+class TimeColumn(ProgressColumn):
+    """Elapsed, and time left: the task's own `left` field where the caller estimates it, else Rich's rate-based one."""
 
     max_refresh = 0.5
 
     def render(self, task: Task) -> Text:
+        elapsed = clock(task.finished_time if task.finished else task.elapsed)
         if task.finished:
-            return Text("")
+            return Text(elapsed, style="progress.elapsed")
         left = task.fields["left"] if "left" in task.fields else task.time_remaining
-        return Text(f"left ~{clock(left)}", style="progress.remaining")
+        return Text(f"{elapsed}, ~{clock(left)} left", style="progress.remaining")
 
 
 def make_progress() -> Progress:
-    """Bars on stderr; each says what it counts and labels its times."""
+    """Bars on stderr, one line each however narrow the terminal (80 columns and up).
+
+    The description takes what room is left and is cut with '…' when needed;
+    the bar, the counts, the status and the times keep their widths.
+    """
     return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} {task.fields[unit]}"),
-        TextColumn("{task.fields[status]}"),
-        ElapsedColumn(),
-        LeftColumn(),
+        TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=8)),
+        BarColumn(bar_width=10),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} {task.fields[unit]}", table_column=Column(no_wrap=True)),
+        TextColumn("{task.fields[status]}", table_column=Column(no_wrap=True)),
+        TimeColumn(table_column=Column(no_wrap=True)),
         console=err,
         transient=False,
+        expand=True,
     )
 
 
 def run_label(planned) -> str:
     return f"{planned.recipe} {planned.method_name} seed {planned.config.seed}"
+
+
+def bar_label(planned) -> str:
+    """A run's bar: the seed first, so that cutting a long method name for a narrow terminal keeps it."""
+    return f"seed {planned.config.seed} {planned.method_name} ({planned.recipe})"
 
 
 def seconds_text(seconds: float) -> str:
@@ -72,11 +84,19 @@ def is_diverged(document: dict) -> bool:
 
 
 def outcome_text(document: dict, wall_seconds: float | None) -> str:
-    """'88.34% in 10.2 s (1.3 s training)', or the divergence, said first."""
+    """'88.34% in 10.2 s (1.3 s training)', or the divergence, said first.
+
+    A run resumed from a checkpoint trained part of its epochs in an earlier
+    sitting: its training time can exceed this sitting's wall time, and the
+    text says so rather than show a wall time shorter than the training.
+    """
     accuracy = document["final_test_accuracy"]
-    timing = f"{seconds_text(document['train_seconds'])} training"
-    if wall_seconds is not None:
+    training = document["train_seconds"]
+    timing = f"{seconds_text(training)} training"
+    if wall_seconds is not None and wall_seconds >= training:
         timing = f"in {seconds_text(wall_seconds)} ({timing})"
+    elif wall_seconds is not None:
+        timing = f"in {seconds_text(wall_seconds)} this sitting ({timing} in all: resumed from a checkpoint)"
     diverged = document.get("diverged_at_epoch")
     if diverged is not None:
         return (
@@ -103,18 +123,22 @@ class RichReporter:
         self.runs_left = 0
 
     def plan(self, todo, skipped, damaged) -> None:
-        for path in damaged:
-            err.print(f"[yellow]warning:[/] {escape(str(path))} is damaged or incomplete; that run will be redone.", highlight=False)
+        for path, why in damaged.items():
+            err.print(f"[yellow]warning:[/] {escape(str(path))} is damaged or incomplete ({escape(why)}); that run will be redone.",
+                      highlight=False)
         if skipped:
             err.print(f"{len(skipped)} run(s) already finished, skipped.")
         self.eta = GridEta(todo)
         self.runs_left = len(todo)
         total = sum(planned.config.epochs for planned in todo)
         self.overall = self.progress.add_task(
-            f"all: {len(todo)} run(s)", total=total or 1, status="", unit="epochs", left=None
+            f"all: {len(todo)} run(s)", total=total or 1, status="", unit="ep", left=None
         )
         if not todo:
             self.progress.update(self.overall, completed=1)
+
+    def note(self, text: str) -> None:
+        err.print(f"[cyan]note:[/] {escape(text)}", highlight=False)
 
     def stale(self, stale: dict, kept: bool) -> None:
         """How many finished runs are not current, grouped by why; rerun, or kept (--keep-stale)."""
@@ -128,15 +152,13 @@ class RichReporter:
             self.progress.update(self.overall, advance=-retried)
         self.started[planned.key] = time.perf_counter()
         self.current[planned.key] = self.progress.add_task(
-            run_label(planned), total=planned.config.epochs, status="", unit="epochs"
+            bar_label(planned), total=planned.config.epochs, status="", unit="ep"
         )
 
     def epoch_done(self, planned, record) -> None:
         if planned.key not in self.current:  # a worker's last epoch arriving after its run was written
             return
-        status = f"loss {record.train_loss:.4f}"
-        if record.test_accuracy is not None:
-            status += f"  test acc {record.test_accuracy:.2f}%"
+        status = f"loss {record.train_loss:.3g}" if record.test_accuracy is None else f"acc {record.test_accuracy:.2f}%"
         self.eta.epoch_done(planned, record.train_seconds + record.eval_seconds)
         self.progress.update(self.current[planned.key], advance=1, status=status)
         self.progress.update(self.overall, advance=1, left=self.left())

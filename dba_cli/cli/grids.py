@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..recipes.planned import MAX_SEEDS
 from .console import show_notes, user_errors, warnings_shown
 from .display import err
 from .grid import executing
@@ -33,12 +34,14 @@ def command_text(verb: str, recipe: str, options: GridOptions) -> str:
 @with_grid_options
 def reproduce(
     recipe: RecipeArgument,
-    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1). Default: the recipe's.", show_default=False)] = None,
+    seeds: Annotated[
+        Optional[int], typer.Option(min=1, max=MAX_SEEDS, help="Number of seeds (0..N-1). Default: the recipe's.", show_default=False)
+    ] = None,
     methods: Annotated[
         Optional[str], typer.Option(help="Comma-separated method names of the recipe to run. Default: all.", show_default=False)
     ] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs, for every method.", show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Override the recipe's batch size, for every method.", show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Override the recipe's epochs, for every method.", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Override the recipe's batch size, for every method.", show_default=False)] = None,
     *,
     options: GridOptions,
 ) -> None:
@@ -61,6 +64,12 @@ def reproduce(
             f"{loaded.name}: {len(plan.done)} run(s) done, {len(plan.skipped)} already finished{busy}; "
             f"results in {options.results_dir}/{loaded.name}/"
         )
+        if plan.skipped and not plan.done and not plan.busy and not plan.stale:
+            err.print(
+                f"All {len(plan.skipped)} run(s) were already finished in {options.results_dir}/, made by this code with "
+                "this config: nothing was trained. To train them again: --results ANOTHER_FOLDER (keeps these), "
+                "or --overwrite (replaces them).", highlight=False,
+            )
 
 
 @with_grid_options
@@ -102,7 +111,10 @@ def tune(recipe: RecipeArgument, *, options: GridOptions) -> None:
 @with_grid_options
 def ablate(
     recipe: RecipeArgument,
-    seeds: Annotated[Optional[int], typer.Option(help="Seeds per variant (0..N-1). Default: the recipe's ablation.seeds.", show_default=False)] = None,
+    seeds: Annotated[
+        Optional[int],
+        typer.Option(min=1, max=MAX_SEEDS, help="Seeds per variant (0..N-1). Default: the recipe's ablation.seeds.", show_default=False),
+    ] = None,
     *,
     options: GridOptions,
 ) -> None:

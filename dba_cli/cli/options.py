@@ -20,6 +20,7 @@ import typer
 
 from ..dba.config import DBAConfig
 from ..errors import ConfigError
+from ..files import path_problem
 from ..settings import environment
 from ..settings.run import RunConfig, field_extra
 from ..settings.validation import fields_of
@@ -29,23 +30,33 @@ THREADS_HELP = (
     "result); for speed run several runs at once (--jobs) rather than more threads per run."
 )
 
+def usable_path(value: Path | None) -> Path | None:
+    """An option's path that the system can use at all (files.path_problem), or a one-line usage error."""
+    if value is not None and (problem := path_problem(value)) is not None:
+        raise typer.BadParameter(problem)
+    return value
+
+
 DataDirOption = Annotated[
     Optional[Path],
     typer.Option(
-        "--data-dir", envvar=environment.DATA_DIR, show_default=False,
+        "--data-dir", envvar=environment.DATA_DIR, show_default=False, callback=usable_path,
         help="Folder with the data set's four IDX files, MNIST's or Fashion-MNIST's (gzip or raw; also found in its "
         "MNIST/raw, FashionMNIST/raw, raw/, mnist/ or fashion-mnist/ subfolder). Default: for MNIST the verified copy "
         "shipped with dba; for Fashion-MNIST where `dba data fetch fashion-mnist` or Debian's dataset-fashion-mnist put it.",
     ),
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help=f"Where to train: {DEVICE_HELP}.")]
-ThreadsOption = Annotated[int, typer.Option("--threads", min=1, help=THREADS_HELP)]
+MAX_THREADS = 1024
+MAX_JOBS = 1024
+ThreadsOption = Annotated[int, typer.Option("--threads", min=1, max=MAX_THREADS, help=THREADS_HELP)]
 JobsOption = Annotated[
     Optional[int],
     typer.Option(
-        "--jobs", min=1, envvar=environment.JOBS, show_default=False,
-        help="Runs trained at once, each in its own worker process. Default: the cores this process may use, "
-        "divided by --threads. Each run's result file is the same as with --jobs 1. With --device cuda the runs share the GPU.",
+        "--jobs", min=1, max=MAX_JOBS, envvar=environment.JOBS, show_default=False,
+        help="Runs trained at once, each in its own worker process (never more than there are runs to train). Default: the "
+        "cores this process may use, divided by --threads. Each run's result file is the same as with --jobs 1. "
+        "With --device cuda the runs share the GPU.",
     ),
 ]
 RayOption = Annotated[
@@ -65,9 +76,15 @@ SmokeOption = Annotated[
     ),
 ]
 ResultsOption = Annotated[
-    Optional[Path], typer.Option("--results", help="Results folder. Default: results/ (results/smoke with --smoke).", show_default=False)
+    Optional[Path],
+    typer.Option("--results", help="Results folder. Default: results/ (results/smoke with --smoke).", show_default=False,
+                 callback=usable_path),
 ]
-OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace result files that were made with a different config.")]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Train every run again and replace its result file, also one made with a different "
+                 "config (without it, finished runs are kept and a different config is an error)."),
+]
 KeepStaleOption = Annotated[
     bool,
     typer.Option(
@@ -196,35 +213,30 @@ def cli_type(annotation: Any) -> type:
 def run_parameters() -> list[inspect.Parameter]:
     """`dba run`'s options for the run's fields, generated from RunConfig and DBAConfig.
 
-    A setting with a fixed default shows it; the learning rate's depends on
-    the optimizer, DBA's apply only with --method dba, so those default to
-    "not given" and their help says what not giving them means.
+    Every option defaults to "not given", so that only what the user typed
+    reaches the config (a `--channels` given to an MLP is an error, not a
+    silent no-op); the help states each setting's default from the field.
     """
     parameters = []
     for name, field in RunConfig.model_fields.items():
         if name == "dba":
             continue
         default = field.get_default(call_default_factory=True)
-        kind = cli_type(field.annotation)
-        given_later = name in ("lr", "base")  # their defaults depend on other options
         if is_list(field.annotation):
             default = ",".join(map(str, default))
-        help_text = field.description or ""
-        if name == "base":
-            help_text += " (default: sgd)"
-        option = typer.Option(option_name(name), help=help_text, show_default=not given_later,
+        shown = {"lr": "", "base": " (default: sgd)"}.get(name, f" (default: {default})")
+        kind = cli_type(field.annotation)
+        option = typer.Option(option_name(name), help=(field.description or "") + shown, show_default=False,
                               rich_help_panel=PANELS[field_extra(field)["group"]])
-        annotation = Annotated[Optional[kind] if given_later else kind, option]
-        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None if given_later else default,
-                                            annotation=annotation))
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                            annotation=Annotated[Optional[kind], option]))
     for name, field in fields_of(DBAConfig).items():
         default = field.get_default(call_default_factory=True)
         accepted = f": {', '.join(get_args(field.annotation))}" if get_origin(field.annotation) is Literal else ""
         shown = "no limit" if default is None else default
         help_text = f"{DBA_HELP.get(name, name)}{accepted}. (default: {shown})"
-        flag = ["--" + name.replace("_", "-")] if field.annotation is not bool else [f"--{name}/--not-{name}"]
         annotation = Annotated[Optional[cli_type(field.annotation)],
-                               typer.Option(*flag, help=help_text, show_default=False, rich_help_panel=DBA_PANEL)]
+                               typer.Option(option_name(name), help=help_text, show_default=False, rich_help_panel=DBA_PANEL)]
         parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
     return parameters
 

@@ -12,7 +12,7 @@ import typer
 
 from .console import user_errors, warnings_shown
 from .display import err, make_progress
-from .options import DataDirOption, DeviceOption, ThreadsOption, parse_ints, split_names
+from .options import DataDirOption, DeviceOption, ThreadsOption, parse_ints, split_names, usable_path
 
 # --- recipes ---
 
@@ -43,21 +43,23 @@ def recipes_show(
     """Print a recipe file (with its comments) after checking that it is valid."""
     import yaml
 
+    from ..files import read_bounded
     from ..recipes.loading import find_recipe, load_recipe, read_document
+    from ..recipes.safe_yaml import MAX_BYTES
 
     with user_errors():
-        load_recipe(name)
+        load_recipe(name)  # valid, and read within bounds once already
         if resolved:
             typer.echo(yaml.safe_dump(read_document(name)[0], sort_keys=False), nl=False)
         else:
-            typer.echo(find_recipe(name).read_text(encoding="utf-8"), nl=False)
+            typer.echo(read_bounded(find_recipe(name), MAX_BYTES).decode("utf-8"), nl=False)
 
 
 # --- tables and figures ---
 
 
 def table(
-    results: Annotated[Path, typer.Option(help="Results folder to read (and to write the reports into).")] = Path("results"),
+    results: Annotated[Path, typer.Option(help="Results folder to read (and to write the reports into).", callback=usable_path)] = Path("results"),
     recipes: Annotated[
         Optional[str], typer.Option(help="Comma-separated recipe names to include. Default: every recipe with results.", show_default=False)
     ] = None,
@@ -77,8 +79,12 @@ def table(
 
 
 def plot(
-    results: Annotated[Path, typer.Option(help="Results folder to read.")] = Path("results"),
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the figures (PDF and 300 dpi PNG). Default: RESULTS/figures.", show_default=False)] = None,
+    results: Annotated[Path, typer.Option(help="Results folder to read.", callback=usable_path)] = Path("results"),
+    out: Annotated[
+        Optional[Path],
+        typer.Option(help="Where to write the figures (PDF and 300 dpi PNG). Default: RESULTS/figures.", show_default=False,
+                     callback=usable_path),
+    ] = None,
     recipes: Annotated[
         Optional[str], typer.Option(help="Comma-separated recipe names. Default: every recipe with results.", show_default=False)
     ] = None,
@@ -111,7 +117,8 @@ def check_dataset_name(name: str) -> None:
 
 
 def data_check(dataset: DatasetArgument = "mnist", data_dir: DataDirOption = None) -> None:
-    """Load a data set, verify all four files by content checksum, and report the load time."""
+    """Read a data set's four files where dba finds them (or in --data-dir), verify each by content checksum, and
+    report the load time. The cache is not used: every file is read and verified."""
     import time
 
     from ..data.datasets import DATASET_SPECS
@@ -119,12 +126,11 @@ def data_check(dataset: DatasetArgument = "mnist", data_dir: DataDirOption = Non
 
     with user_errors():
         check_dataset_name(dataset)
-        cache = default_cache_dir()
         started = time.perf_counter()
-        loaded = load_dataset(data_dir, dataset=dataset)
+        loaded = load_dataset(data_dir, cache_dir=False, dataset=dataset)  # the folder itself, never the cache
         seconds = time.perf_counter() - started
         typer.echo(f"source: {loaded.source}")
-        typer.echo(f"cache:  {cache / DATASET_SPECS[dataset].name}")
+        typer.echo(f"cache:  {default_cache_dir() / DATASET_SPECS[dataset].name} (not used by this check)")
         typer.echo(
             f"verified: {len(loaded.train_labels)} training and {len(loaded.test_labels)} test images "
             f"(MD5 of uncompressed content) in {seconds:.3f}s"
@@ -136,7 +142,8 @@ def data_fetch(
     to: Annotated[
         Optional[Path],
         typer.Option(help="Folder to install into (as FOLDER/FashionMNIST/raw; then pass --data-dir FOLDER). "
-                     "Default: the cache's datasets/ folder, where dba looks without --data-dir.", show_default=False),
+                     "Default: the cache's datasets/ folder, where dba looks without --data-dir.", show_default=False,
+                     callback=usable_path),
     ] = None,
     mirror: Annotated[
         Optional[list[str]],
@@ -155,7 +162,10 @@ def data_fetch(
         check_dataset_name(dataset)
         with make_progress() as progress:
             task = progress.add_task(f"fetch {dataset}", total=4, status="", unit="files")
-            folder = fetch_dataset(dataset, to, mirror or None, on_file=lambda name: progress.advance(task))
+            folder = fetch_dataset(
+                dataset, to, mirror or None, on_file=lambda name: progress.advance(task),
+                on_bytes=lambda name, size: progress.update(task, status=f"{size / 2**20:.1f} MB"),
+            )
         typer.echo(f"{dataset}: four files verified in {folder}")
         if to is not None:
             typer.echo(f"use it with --data-dir {to} (or set {DATA_DIR})")
@@ -210,7 +220,8 @@ def bench_step(
 
     with user_errors():
         sizes = tuple(parse_ints(batch_sizes, "--batch-sizes"))
-        model = run_config(architecture=architecture, channels=parse_ints(channels, "--channels"))  # validates both
+        given = {"channels": parse_ints(channels, "--channels")} if architecture == "cnn" else {}
+        model = run_config(architecture=architecture, **given)  # validates both
         torch_device = resolve_device(device)
         set_threads(threads)
         mnist = load_dataset(data_dir)

@@ -19,7 +19,7 @@ import typer
 
 from .console import show_notes, user_errors
 from .display import is_diverged, make_progress, outcome_text
-from .options import DataDirOption, DeviceOption, ThreadsOption, in_panel, option_path, run_parameters, run_values
+from .options import DataDirOption, DeviceOption, ThreadsOption, in_panel, option_path, run_parameters, run_values, usable_path
 
 OUT_PANEL = "Device, data and output"
 RUN_RECIPE = "run"  # the recipe name a `dba run` document records (it belongs to no recipe)
@@ -89,7 +89,8 @@ def run_command():
         "device": (DeviceOption, "auto"),
         "data_dir": (DataDirOption, None),
         "output": (Annotated[Optional[Path], typer.Option(
-            "--output", help="Also save the full result (config, subset, per-epoch history) to this JSON file.")], None),
+            "--output", help="Also save the full result (config, subset, per-epoch history) to this JSON file.",
+            callback=usable_path)], None),
         "as_json": (Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON result on stdout.")], False),
         "threads": (ThreadsOption, 1),
     }

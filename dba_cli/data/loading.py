@@ -9,22 +9,24 @@ Why this shape:
   `MNIST/raw` / `FashionMNIST/raw` layout).
 - We check the MD5 of the *uncompressed* content: gzip output differs between
   compressors, the IDX bytes do not. Nothing is decoded from unverified bytes.
-- The cache stores the uncompressed IDX bytes under their own checksum, so a
-  cached load is verified by exactly the same MD5 as a first load and skips
-  only the gzip decompression. A cache that fails the check is discarded.
+- Every file is an input: read with bounds (its canonical size is known), so a
+  decompression bomb or a FIFO is one error, never a hang or a MemoryError.
+- The cache stores the uncompressed IDX bytes of a gzip file under that gzip
+  file's hash and the content's MD5, so it only ever stands in for the file it
+  was made from, which is always read; a cached load is verified by the same
+  MD5 as a first load and skips only the decompression.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import zlib
 from importlib import resources
 from pathlib import Path
 
-from ..errors import DataError
-from ..files import write_atomic
+from ..errors import DataError, UnreadableFile
+from ..files import read_bounded, write_atomic
 from .datasets import DATASET_SPECS, Dataset, DatasetSpec, IdxFile, decode_idx
 
 from ..settings.environment import CACHE_DIR as CACHE_DIR_ENV
@@ -95,7 +97,7 @@ def locate(data_dir: Path, stem: str, spec: DatasetSpec) -> Path | None:
     """The IDX file `stem`, plain or .gz, in one of `search_folders`; None if there is none."""
     for folder in search_folders(data_dir, spec):
         for name in (stem, stem + ".gz"):
-            if (folder / name).is_file():
+            if os.path.lexists(folder / name) and not (folder / name).is_dir():  # a FIFO too: read_content says what it is
                 return folder / name
     return None
 
@@ -112,45 +114,121 @@ def find_file(data_dir: Path, stem: str, spec: DatasetSpec = DATASET_SPECS["mnis
     )
 
 
-def read_content(path: Path, dataset: DatasetSpec = DATASET_SPECS["mnist"]) -> bytes:
-    """The uncompressed bytes of a raw or gzip IDX file."""
+GZIP_MAGIC = b"\x1f\x8b"
+# A gzip file is never much larger than what it holds (incompressible data grows by about 0.03%); anything larger
+# than the canonical file's content plus this is not the file, and is refused before it is read.
+GZIP_SLACK = 2**20
+
+
+def idx_size(spec: IdxFile) -> int:
+    """The exact size of a canonical IDX file's content: its header (magic, one 4-byte size per dimension) and its bytes."""
+    count = 1
+    for dimension in spec.shape:
+        count *= dimension
+    return 4 + 4 * len(spec.shape) + count
+
+
+def read_content(path: Path, spec: IdxFile, dataset: DatasetSpec = DATASET_SPECS["mnist"]) -> bytes:
+    """The uncompressed bytes of a raw or gzip IDX file, never more than the canonical file holds.
+
+    A raw file must have the canonical size exactly, checked before it is read;
+    a gzip file may not be larger than that (plus GZIP_SLACK), and its
+    decompression stops as soon as it yields more than the canonical size. So
+    a decompression bomb, a sparse 100 GB file or /dev/zero costs a stat or a
+    few MB, never the memory it claims. Only then is the content's MD5 checked
+    (`verify`). A FIFO, a device or a folder is refused without being opened for long.
+    """
+    expected = idx_size(spec)
+    fix = f"Fix: replace it with the canonical file, {unset_hint(dataset)}."
     try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataError(
-            f"{dataset.title} file {path} could not be read ({exc}). "
-            "Fix: replace it with a fresh copy of the canonical file."
-        ) from exc
+        data = read_bounded(path, expected + GZIP_SLACK)
+    except UnreadableFile as exc:
+        raise DataError(f"{dataset.title} file {path} is not the canonical {spec.stem}: {exc.reason}. {fix}") from None
+    except OSError as exc:
+        raise DataError(f"{dataset.title} file {path} could not be read ({exc.strerror or exc}). {fix}") from None
+    if data[:2] != GZIP_MAGIC:
+        if len(data) != expected:
+            raise DataError(
+                f"{dataset.title} file {path} holds {len(data):,} bytes; the canonical {spec.stem} holds exactly "
+                f"{expected:,}. It is truncated, padded or another file. {fix}"
+            )
+        return data
+    return decompress_bounded(data, expected, path, spec, dataset)
 
 
-def verify(content: bytes, spec: IdxFile, path: Path, dataset: DatasetSpec = DATASET_SPECS["mnist"]) -> None:
+def decompress_bounded(data: bytes, expected: int, path: Path, spec: IdxFile, dataset: DatasetSpec) -> bytes:
+    """A gzip file's content, decompressed in steps that never yield more than `expected` + 1 bytes in all."""
+    fix = f"Fix: replace it with the canonical file, {unset_hint(dataset)}."
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
+    out = bytearray()
+    pending = data
+    try:
+        while pending and not decompressor.eof:
+            out += decompressor.decompress(pending, expected + 1 - len(out))
+            pending = decompressor.unconsumed_tail
+            if len(out) > expected:
+                raise DataError(
+                    f"{dataset.title} file {path} expands to more than the {expected:,} bytes the canonical {spec.stem} "
+                    f"holds; decompression was stopped there. It is not the canonical file. {fix}"
+                )
+    except zlib.error as exc:
+        raise DataError(f"{dataset.title} file {path} is not a valid gzip file ({exc}). {fix}") from None
+    if not decompressor.eof:
+        raise DataError(f"{dataset.title} file {path} ends before its gzip stream does: truncated. {fix}")
+    return bytes(out)
+
+
+def verify(content: bytes, spec: IdxFile, path: Path, dataset: DatasetSpec = DATASET_SPECS["mnist"], fix: str | None = None) -> None:
     """Raise unless the uncompressed content has the canonical MD5."""
     actual = hashlib.md5(content).hexdigest()
     if actual != spec.md5:
         raise DataError(
             f"{dataset.title} file {path} failed its checksum: the MD5 of its uncompressed content is {actual}, "
             f"expected {spec.md5}. It is corrupted, truncated or not the canonical {dataset.title} {spec.stem}. "
-            f"Fix: replace it with the canonical file, {unset_hint(dataset)}."
+            + (fix if fix is not None else f"Fix: replace it with the canonical file, {unset_hint(dataset)}.")
         )
 
 
 def load_verified(
     spec: IdxFile, data_dir: Path, cache_dir: Path | None, dataset: DatasetSpec = DATASET_SPECS["mnist"]
 ) -> bytes:
-    """Verified uncompressed content of one file, from the cache when possible."""
-    cached = cache_dir / dataset.name / f"{spec.md5}.idx" if cache_dir else None
-    if cached is not None and cached.is_file():
-        content = cached.read_bytes()
-        if hashlib.md5(content).hexdigest() == spec.md5:
-            return content
-        cached.unlink(missing_ok=True)  # a damaged cache entry is rebuilt from the source
+    """Verified uncompressed content of one file of `data_dir`, from the cache when that file was cached before.
+
+    The file is always found and read in `data_dir` (a folder that does not
+    hold it is an error, whatever the cache holds). A raw file is verified
+    directly. A gzip file's content is cached under the hash of the gzip file
+    itself and the content's MD5 (`cache_path`), so the cache only ever stands
+    in for the very file it was made from, and only after its content verified;
+    a cached load costs a hash of the gzip file instead of its decompression.
+    """
     path = find_file(data_dir, spec.stem, dataset)
-    content = read_content(path, dataset)
+    if path.suffix != ".gz" or cache_dir is None:
+        content = read_content(path, spec, dataset)
+        verify(content, spec, path, dataset)
+        return content
+    try:
+        source = read_bounded(path, idx_size(spec) + GZIP_SLACK)
+    except (UnreadableFile, OSError):
+        source = None  # read_content says what is wrong with it
+    cached = cache_path(cache_dir, dataset, spec, source) if source is not None else None
+    if cached is not None:
+        try:
+            content = read_bounded(cached, idx_size(spec))
+            if hashlib.md5(content).hexdigest() == spec.md5:
+                return content
+        except (UnreadableFile, OSError):
+            pass
+        cached.unlink(missing_ok=True)  # missing or damaged: rebuilt from the source below
+    content = read_content(path, spec, dataset)
     verify(content, spec, path, dataset)
     if cached is not None:
         write_cache(cached, content)
     return content
+
+
+def cache_path(cache_dir: Path, dataset: DatasetSpec, spec: IdxFile, source: bytes) -> Path:
+    """Where the content of the gzip file `source` is cached: keyed by that file's SHA-256 and by the content's MD5."""
+    return Path(cache_dir) / dataset.name / f"{hashlib.sha256(source).hexdigest()[:32]}-{spec.md5}.idx"
 
 
 def write_cache(path: Path, content: bytes) -> None:

@@ -36,6 +36,9 @@ DEFAULT_DIRECTION = {
 DIRECTIONS = ("minimize", "maximize")
 REDUCTIONS = ("mean", "sum_over_batch")
 
+# A bound on sizes counted in samples: far above any batch, and within the search's compiled integers.
+MAX_SAMPLES = 1_000_000
+
 # Metrics built on the variance, where Bessel's correction (m - 1) means something.
 VARIANCE_METRICS = ("variance", "mean_variance", "snr")
 
@@ -62,8 +65,8 @@ class DBAConfig:
 
     metric: Literal[METRICS] = "variance"
     direction: Literal[DIRECTIONS] = "minimize"
-    min_size: int = Field(1, ge=1, strict=True)
-    max_removals: int | None = Field(None, ge=0, strict=True)
+    min_size: int = Field(1, ge=1, le=MAX_SAMPLES, strict=True)
+    max_removals: int | None = Field(None, ge=0, le=MAX_SAMPLES, strict=True)
     reduction: Literal[REDUCTIONS] = "mean"
     unbiased: bool = Field(False, strict=True)
 

@@ -16,6 +16,18 @@ from ..settings.validation import excerpt
 
 # A result key, flattened with '/' -> '__' plus '.lock' (run/locks.py), must stay one valid file name (255 bytes).
 MAX_KEY_LENGTH = 240
+# Bounds on a grid, checked before anything is planned: far above any study here (the largest, an ablation, plans
+# 360 runs), low enough that a typo (`--seeds 1000000000`) is one line at once, not gigabytes of plans.
+MAX_SEEDS = 1000  # seeds of one method or candidate
+MAX_RUNS = 100_000  # runs of one grid
+
+
+def check_grid_size(count: int, what: str) -> None:
+    """A ConfigError if a grid of `count` runs is more than MAX_RUNS; `what` names the grid and how it is made."""
+    if count > MAX_RUNS:
+        raise ConfigError(
+            f"{what} makes {count:,} runs; at most {MAX_RUNS:,} are planned at once. Fix: fewer seeds or a smaller grid."
+        )
 
 
 @dataclass(frozen=True)

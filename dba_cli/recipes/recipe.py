@@ -22,7 +22,7 @@ from ..settings.evaluation import DEFAULT_SCHEDULE, EvaluationSchedule
 from ..settings.names import SafeName
 from ..settings.run import RunConfig, fields_in
 from ..settings.validation import Float, Int, Strict, make_config
-from .planned import PlannedRun
+from .planned import MAX_SEEDS, PlannedRun, check_grid_size
 from .sections import AblationSpec, Claim, ConvergenceSpec, ProtocolSpec, SmokeSpec, TuneSpec
 
 # How tables show a method: an untuned baseline, DBA as the abstract reads, DBA as the
@@ -49,7 +49,7 @@ TrainingSection = section("TrainingSection", TRAINING_FIELDS)
 # `role`: how tables show it; `seeds`: how many seeds (0..N-1) it runs instead of the recipe's
 # `seeds` (not part of its setting: a run's config never holds it; `--seeds` overrides it).
 Method = section(
-    "Method", METHOD_FIELDS, role=(Literal[ROLES], "baseline"), seeds=(Int | None, Field(None, ge=1)),
+    "Method", METHOD_FIELDS, role=(Literal[ROLES], "baseline"), seeds=(Int | None, Field(None, ge=1, le=MAX_SEEDS)),
 )
 
 
@@ -78,10 +78,10 @@ class Recipe(Strict):
     data: Any  # RunConfig.data: the training subset (required)
     model: ModelSection = Field(default_factory=ModelSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
-    seeds: Int = Field(ge=1)
-    targets: list[Float] = Field(default_factory=list)  # accuracies for time-to-target columns
+    seeds: Int = Field(ge=1, le=MAX_SEEDS)
+    targets: list[Float] = Field(default_factory=list, max_length=16)  # accuracies for time-to-target columns
     evaluation: EvaluationSchedule = DEFAULT_SCHEDULE  # when the test set is evaluated (settings/evaluation.py)
-    methods: dict[SafeName, Method] = Field(min_length=1)
+    methods: dict[SafeName, Method] = Field(min_length=1, max_length=256)
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
     tune: TuneSpec | None = None
     ablation: AblationSpec | None = None
@@ -113,8 +113,10 @@ class Recipe(Strict):
         recipe's values for every run.
         """
         names = self.select_methods(methods)
-        if seeds is not None and seeds < 1:
-            raise ConfigError(f"--seeds: {seeds} must be at least 1.")
+        if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+            raise ConfigError(f"--seeds: {seeds} must be between 1 and {MAX_SEEDS}.")
+        check_grid_size(sum(seeds if seeds is not None else self.seed_count(name, smoke) for name in names),
+                        f"recipe {self.name}")
         planned = []
         for name in names:
             method = self.methods[name]

@@ -26,7 +26,8 @@ from yaml.events import AliasEvent
 from yaml.nodes import ScalarNode
 
 from ..settings.validation import cut, excerpt
-from ..errors import ConfigError
+from ..errors import ConfigError, UnreadableFile
+from ..files import read_bounded
 
 MAX_BYTES = 1024 * 1024  # the packaged recipes are ~5 KB
 MAX_DEPTH = 64  # the packaged recipes nest 5 levels deep
@@ -122,18 +123,19 @@ class BoundedLoader(yaml.SafeLoader):
 
 def load_yaml_file(path: Path) -> Any:
     """Read and parse one YAML document from `path` within the limits above, or raise a ConfigError naming it."""
+    if Path(path).is_dir():
+        raise ConfigError(f"{path}: is a folder, not a recipe file. Fix: give the path of a .yaml file.")
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a recipe file. Fix: give the path of a .yaml file.") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-    if len(data) > MAX_BYTES:
-        raise ConfigError(
-            f"{path}: is larger than {MAX_BYTES // 1024 // 1024} MiB; a recipe is a short YAML file (the packaged ones "
-            "are ~5 KB). Is this the right file?"
-        )
+        data = read_bounded(path, MAX_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: does not exist.") from None
+    except UnreadableFile as exc:
+        if exc.too_large:
+            raise ConfigError(
+                f"{path}: is larger than {MAX_BYTES // 1024 // 1024} MiB; a recipe is a short YAML file (the packaged ones "
+                "are ~5 KB). Is this the right file?"
+            ) from None
+        raise ConfigError(f"{path}: cannot be read as a recipe: {exc.reason}.") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

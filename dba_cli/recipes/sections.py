@@ -15,8 +15,12 @@ from ..errors import ConfigError
 from ..settings.names import SafeName
 from ..settings.run import DEFAULT_LR, OPTIMIZERS
 from ..settings.validation import Float, Int, Strict
+from .planned import MAX_SEEDS
 
 Optimizer = Literal[OPTIMIZERS]
+Seeds = Annotated[Int, Field(ge=1, le=MAX_SEEDS)]
+MAX_POINTS = 100  # learning rates in a grid
+MAX_VARIANTS = 64  # DBA selection settings in a grid
 Range = Annotated[list[Float], Field(min_length=2, max_length=2)]
 Percent = Annotated[Float, Field(ge=0, le=100)]
 
@@ -33,8 +37,8 @@ class Claim(Strict):
 class SmokeSpec(Strict):
     """The `--smoke` shrink: a fast end-to-end check, never a result."""
 
-    epochs: Int = Field(2, ge=1)
-    seeds: Int = Field(1, ge=1)
+    epochs: Int = Field(2, ge=1, le=1000)
+    seeds: Seeds = 1
 
 
 def check_ranges(ranges: dict[str, list[float]]) -> None:
@@ -64,12 +68,12 @@ class TuneSpec(Strict):
     """
 
     validation_size: Int = Field(5000, ge=1)
-    seeds: Int = Field(2, ge=1)
-    first_seed: Int = Field(100, ge=0)
-    lr_points: Int = Field(5, ge=1)
+    seeds: Seeds = 2
+    first_seed: Int = Field(100, ge=0, le=2**31 - 1 - MAX_SEEDS)
+    lr_points: Int = Field(5, ge=1, le=MAX_POINTS)
     lr_range: dict[Optimizer, Range]
-    dba_bases: list[Optimizer] = Field(default_factory=lambda: ["sgd"], min_length=1)
-    dba_variants: list[DBAConfig] = Field(default_factory=lambda: [DBAConfig()], min_length=1)
+    dba_bases: list[Optimizer] = Field(default_factory=lambda: ["sgd"], min_length=1, max_length=len(OPTIMIZERS))
+    dba_variants: list[DBAConfig] = Field(default_factory=lambda: [DBAConfig()], min_length=1, max_length=MAX_VARIANTS)
 
     @model_validator(mode="after")
     def ranges_are_ordered(self) -> TuneSpec:
@@ -92,16 +96,16 @@ class ConvergenceSpec(Strict):
     """
 
     validation_size: Int = Field(5000, ge=1)
-    targets: list[Percent] = Field(min_length=1)  # validation accuracies, %; the last ranks the candidates
-    epochs: Int = Field(ge=1)
-    seeds: Int = Field(5, ge=2)  # reported seeds 0..N-1: at least 2 for a paired interval
-    tuning_seeds: Int = Field(2, ge=1)
-    first_seed: Int = Field(100, ge=0)
-    lr_points: Int = Field(4, ge=1)
+    targets: list[Percent] = Field(min_length=1, max_length=16)  # validation accuracies, %; the last ranks the candidates
+    epochs: Int = Field(ge=1, le=100_000)
+    seeds: Int = Field(5, ge=2, le=MAX_SEEDS)  # reported seeds 0..N-1: at least 2 for a paired interval
+    tuning_seeds: Seeds = 2
+    first_seed: Int = Field(100, ge=0, le=2**31 - 1 - MAX_SEEDS)
+    lr_points: Int = Field(4, ge=1, le=MAX_POINTS)
     lr_range: dict[Literal["sgd", "sgd-momentum", "adam"], Range]
     momentum: Float = Field(0.9, gt=0, lt=1)
-    dba_bases: list[Optimizer] = Field(default_factory=lambda: ["sgd", "adam"], min_length=1)
-    dba_variants: list[DBAConfig] = Field(min_length=1)
+    dba_bases: list[Optimizer] = Field(default_factory=lambda: ["sgd", "adam"], min_length=1, max_length=len(OPTIMIZERS))
+    dba_variants: list[DBAConfig] = Field(min_length=1, max_length=MAX_VARIANTS)
 
     @model_validator(mode="after")
     def ranges_are_ordered(self) -> ConvergenceSpec:
@@ -115,19 +119,19 @@ class ConvergenceSpec(Strict):
 class AblationSpec(Strict):
     """`dba ablate`: the full grid of these DBA settings, each at its base optimizer's learning rate."""
 
-    seeds: Int = Field(3, ge=1)
+    seeds: Seeds = 3
     validation_size: Int = Field(5000, ge=0)
     lr: dict[Optimizer, Float] = Field(default_factory=lambda: dict(DEFAULT_LR))
-    metric: list[Literal[METRICS]] = Field(default_factory=lambda: list(METRICS), min_length=1)
-    direction: list[Literal[DIRECTIONS]] = Field(default_factory=lambda: list(DIRECTIONS), min_length=1)
-    min_size: list[Annotated[Int, Field(ge=1)]] = Field(default_factory=lambda: [1], min_length=1)
-    reduction: list[Literal[REDUCTIONS]] = Field(default_factory=lambda: list(REDUCTIONS), min_length=1)
-    base: list[Optimizer] = Field(default_factory=lambda: list(OPTIMIZERS), min_length=1)
+    metric: list[Literal[METRICS]] = Field(default_factory=lambda: list(METRICS), min_length=1, max_length=len(METRICS))
+    direction: list[Literal[DIRECTIONS]] = Field(default_factory=lambda: list(DIRECTIONS), min_length=1, max_length=2)
+    min_size: list[Annotated[Int, Field(ge=1, le=1_000_000)]] = Field(default_factory=lambda: [1], min_length=1, max_length=32)
+    reduction: list[Literal[REDUCTIONS]] = Field(default_factory=lambda: list(REDUCTIONS), min_length=1, max_length=2)
+    base: list[Optimizer] = Field(default_factory=lambda: ["sgd", "adam"], min_length=1, max_length=len(OPTIMIZERS))
 
 
 class ProtocolSpec(Strict):
     """`dba protocol`: diagnostics of how protocol choices move the tuned methods' accuracy."""
 
-    methods: list[SafeName] = Field(default_factory=lambda: ["sgd-tuned", "adam-tuned", "dba-tuned"], min_length=1)
-    seeds: Int = Field(3, ge=1)
-    widths: list[Annotated[Int, Field(ge=1)]] = Field(default_factory=lambda: [128, 1024])
+    methods: list[SafeName] = Field(default_factory=lambda: ["sgd-tuned", "adam-tuned", "dba-tuned"], min_length=1, max_length=64)
+    seeds: Seeds = 3
+    widths: list[Annotated[Int, Field(ge=1, le=65536)]] = Field(default_factory=lambda: [128, 1024], max_length=16)

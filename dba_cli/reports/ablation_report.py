@@ -102,7 +102,7 @@ def baseline_reference(results_dir: Path, recipe: str, seeds: int) -> str:
         tests = []
         for seed in range(seeds):
             try:
-                document = read_result(results_dir / recipe / name / f"seed-{seed}.json")
+                document = read_result(results_dir / recipe / name / f"seed-{seed}.json", inside=results_dir)
             except ValueError:
                 document = None
             if document is not None:

@@ -42,10 +42,12 @@ from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.ticker import MaxNLocator
 
-from ..files import write_atomic
+from ..files import resolve_inside, write_atomic
 from ..results.quantities import steps_per_epoch
 from ..results.reading import finished_results
 from ..settings.layers import layer_names
+from ..settings.names import name_problem
+from ..settings.validation import excerpt
 from ..studies.converge import FAMILIES as CONVERGENCE_FAMILIES
 from ..studies.converge import GROUP as CONVERGENCE_GROUP
 from .paper_tables import packaged_recipe, table_order, warn_unfinished
@@ -81,9 +83,22 @@ def load_runs(results_dir: Path, recipes: list[str] | None = None) -> dict[str, 
     for path, document in finished_results(Path(results_dir)):
         if recipes is not None and path.parent.parent.name not in recipes:
             continue
+        if not usable_name(path, document["recipe"]):
+            continue
         if document["history"]:
             found[document["recipe"]][document["method_name"]].append(document)
     return {recipe: dict(runs) for recipe, runs in found.items()}
+
+
+def usable_name(path: Path, recipe: str) -> bool:
+    """A recipe name read from a file becomes a figure's file name: only a name that is safe as one (settings/names.py).
+
+    Anything else (a path, '..', a leading dot or dash) is refused with a warning, whatever the file's digest says.
+    """
+    problem = name_problem(recipe)
+    if problem is not None:
+        warnings.warn(f"skipped: {path}: unreadable: its recipe name {excerpt(recipe)} {problem}", stacklevel=3)
+    return problem is None
 
 
 def make_figures(results_dir: Path, out_dir: Path | None = None, recipes: list[str] | None = None) -> list[Path]:
@@ -92,6 +107,8 @@ def make_figures(results_dir: Path, out_dir: Path | None = None, recipes: list[s
     out_dir = Path(out_dir) if out_dir is not None else results_dir / "figures"
     written = []
     for stem, fig in build_figures(results_dir, recipes).items():
+        for extension in FORMATS:  # a second line of defence: every figure lies inside the figures folder
+            resolve_inside(out_dir, f"{stem}.{extension}", "the figures folder")
         written += save(fig, out_dir / stem)
     return written
 
@@ -127,6 +144,8 @@ def load_convergence_runs(results_dir: Path, recipes: list[str] | None = None) -
     found: dict[str, Runs] = defaultdict(dict)
     for path, document in finished_results(results_dir / CONVERGENCE_GROUP, "*/*-tuned/seed-*.json"):
         recipe = path.parent.parent.name
+        if not usable_name(path, recipe):
+            continue
         if recipes is None or recipe in recipes:
             found[recipe].setdefault(path.parent.name, []).append(document)
     order = [f"{family}-tuned" for family in CONVERGENCE_FAMILIES]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ConfigError
-from ..files import write_text_atomic
+from ..errors import ConfigError, UnreadableFile
+from ..files import read_bounded, write_text_atomic
 from ..recipes.loading import RECIPE_ORDER, list_recipes, load_recipe
 from ..recipes.recipe import Recipe
 from ..results.format import code_label
@@ -25,6 +25,8 @@ from ..results.reading import finished_results
 from ..settings.run import describe_model
 from .markdown import interval, markdown_table, mean_std, number
 from .stats import BOOTSTRAP_SEED, RESAMPLES, PairedDifference, pair_by_seed, paired_difference, ruled_out
+
+MAX_REPORT_BYTES = 2**20  # a generated report read back (the convergence report is about 5 KB)
 
 ROLE_LABEL = {
     "baseline": "baseline, untuned",
@@ -455,9 +457,15 @@ def convergence_section(results_dir: Path, recipe: str, claim: str | None = None
     the claim is judged with every method tuned for time to target.
     """
     report = results_dir / "convergence" / f"{recipe}.md"
-    if not report.exists():
+    try:
+        text = read_bounded(report, MAX_REPORT_BYTES, inside=results_dir).decode("utf-8", errors="replace")
+    except FileNotFoundError:
         return ["", f"Convergence with every method tuned for time to target: not run yet (`dba converge {recipe}`)."]
-    body = report.read_text(encoding="utf-8").split("\n", 1)[1]  # without its own title
+    except UnreadableFile as exc:
+        warnings.warn(f"skipped: {exc}", stacklevel=2)
+        return ["", f"Convergence with every method tuned for time to target: its report is unreadable ({exc.reason}); "
+                    f"`dba converge {recipe}` writes it again."]
+    body = text.split("\n", 1)[1] if "\n" in text else ""  # without its own title
     body = "\n".join("#" + line if line.startswith("## ") else line for line in body.splitlines())
     said = [f"The paper's claim, beside ours below: {claim}.", ""] if claim else []
     return ["", "### Time to target, every method tuned (`dba converge`)", "", *said, body.strip()]

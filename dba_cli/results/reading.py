@@ -7,27 +7,31 @@ table` never needs to import torch. The format is format.py.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..files import resolve_inside
+from ..files import load_json, resolve_inside
 from .format import SCHEMA_VERSION, digest, history_records
 
-def read_result(path: Path) -> dict | None:
+# A result file is about 10 KB (a 300-epoch run with evaluations, 30 KB); `dba run --output` adds the subset's
+# indices (full MNIST: about 0.5 MB). Anything larger is not a result file.
+MAX_RESULT_BYTES = 4 * 2**20
+
+def read_result(path: Path, inside: Path | None = None) -> dict | None:
     """The finished result stored at `path`, in memory shape; None if there is none; ValueError if it is damaged.
 
-    A file whose digest does not match (edited by hand) is returned with
-    `_edited` set: `format.code_label` calls it stale, never current.
+    The file is read with bounds (files.load_json): a FIFO, a device, a link out
+    of `inside` (the results folder), a file over MAX_RESULT_BYTES or nested
+    too deep is "unreadable", a ValueError like any damage: skipped by tables,
+    redone by the planner. A file whose digest does not match (edited by hand)
+    is returned with `_edited` set: `format.code_label` calls it stale, never current.
     """
-    if not path.exists():
-        return None
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable result file ({exc})") from None
+        document = load_json(path, MAX_RESULT_BYTES, inside)
+    except FileNotFoundError:
+        return None
     required = ("status", "config", "history", "final_test_accuracy", "recipe", "method_name")
     if not isinstance(document, dict) or any(key not in document for key in required):
         raise ValueError(f"{path}: not a dba result file (missing keys)")
@@ -84,7 +88,7 @@ def finished_results(results_dir: Path, pattern: str = "*/*/seed-*.json") -> Ite
     """
     for path in sorted(results_dir.glob(pattern)):
         try:
-            document = read_result(path)
+            document = read_result(path, inside=results_dir)
         except ValueError as exc:
             warnings.warn(f"skipped: {exc}", stacklevel=3)
             continue
@@ -99,7 +103,7 @@ def stored_results(results_dir: Path, keys: Iterable[str]) -> dict[str, dict]:
     found = {}
     for key in keys:
         try:
-            document = read_result(resolve_inside(results_dir, key))
+            document = read_result(resolve_inside(results_dir, key), inside=results_dir)
         except ValueError as exc:
             warnings.warn(f"skipped: {exc}", stacklevel=3)
             continue

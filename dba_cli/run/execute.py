@@ -30,7 +30,7 @@ from .runners import InProcessRunner, Runner, RunFailed
 class Reporter:
     """Progress callbacks; the CLI shows them with Rich, Python users may ignore them."""
 
-    def plan(self, todo: list[PlannedRun], skipped: list[PlannedRun], damaged: list[Path]) -> None: ...
+    def plan(self, todo: list[PlannedRun], skipped: list[PlannedRun], damaged: dict[Path, str]) -> None: ...
 
     def stale(self, stale: dict[Path, str], kept: bool) -> None:
         """Finished runs that are not current (other code, edited, subset no longer reproduced): rerun, or kept."""
@@ -49,6 +49,9 @@ class Reporter:
 
     def run_failed(self, planned: PlannedRun, summary: str, traceback_path: Path) -> None:
         """The run crashed (not a user error); its traceback is at `traceback_path`, the grid goes on."""
+
+    def note(self, text: str) -> None:
+        """Something the user should know about how the runs are trained (not an error)."""
 
 
 @dataclass
@@ -85,6 +88,9 @@ class Executor:
         currency = Currency(self.data_dir)
         plan = make_plan(runs, self.results_dir, self.overwrite, self.keep_stale, currency)
         check_writable(self.results_dir, len(plan.todo))
+        note = self.runner.cap(len(plan.todo))
+        if note:
+            self.reporter.note(note)
         self.reporter.plan(plan.todo, plan.skipped, plan.damaged)
         if plan.stale:
             self.reporter.stale(plan.stale, self.keep_stale)
@@ -199,7 +205,7 @@ def start_run(
         plan.busy.append(planned)
         reporter.run_busy(planned)
         return None
-    if finished_with(path, planned, currency):  # another process finished it while we waited our turn
+    if not plan.overwrite and finished_with(path, planned, currency, results_dir):  # finished by another process meanwhile
         remove_lock(results_dir, planned.key)
         release_lock(lock)
         plan.skipped.append(planned)
@@ -245,10 +251,10 @@ def failure_path(path: Path) -> Path:
     return path.with_name(path.stem + ".failed.txt")
 
 
-def finished_with(path: Path, planned: PlannedRun, currency: Currency) -> bool:
+def finished_with(path: Path, planned: PlannedRun, currency: Currency, results_dir: Path) -> bool:
     """A current result of exactly this run is stored at `path`."""
     try:
-        stored = read_result(path)
+        stored = read_result(path, inside=results_dir)
     except ValueError:
         return False
     return stored is not None and not differences(stored, planned) and currency.why_stale(stored, planned) is None

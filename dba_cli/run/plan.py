@@ -29,11 +29,12 @@ from ..training.train import subset_hashes
 class Plan:
     todo: list[PlannedRun]
     skipped: list[PlannedRun]
-    damaged: list[Path]  # unreadable result files that will be redone
+    damaged: dict[Path, str]  # damaged or unreadable result files that will be redone: path -> why
     busy: list[PlannedRun] = field(default_factory=list)  # being trained by another process right now
     done: list[PlannedRun] = field(default_factory=list)  # trained and written by this call
     stale: dict[Path, str] = field(default_factory=dict)  # finished but not current: path -> why (rerun, or kept)
     failed: list[tuple[PlannedRun, Path]] = field(default_factory=list)  # crashed runs and their saved tracebacks
+    overwrite: bool = False  # train every run again, even one another process finished meanwhile
 
 
 class Currency:
@@ -78,27 +79,25 @@ def make_plan(
     A stored run counts as this run when its config and its thread count (where
     recorded) are the same: only then would training it again give the same
     file. It is reused when it is also current (see `Currency`); a stale one is
-    rerun, or kept with `keep_stale`.
+    rerun, or kept with `keep_stale`. With `overwrite`, every run is trained
+    again and its file replaced, whatever it holds.
     """
     currency = currency or Currency(check_subsets=False)
-    plan = Plan([], [], [])
+    plan = Plan([], [], {}, overwrite=overwrite)
     conflicts = []
     for planned in runs:
         path = resolve_inside(results_dir, planned.key)
         try:
-            stored = read_result(path)
-        except ValueError:
-            plan.damaged.append(path)
+            stored = read_result(path, inside=results_dir)
+        except ValueError as exc:
+            plan.damaged[path] = str(exc).removeprefix(f"{path}: ")
             plan.todo.append(planned)
             continue
         changed = differences(stored, planned) if stored is not None else []
-        if stored is None:
-            plan.todo.append(planned)
+        if stored is None or overwrite:
+            plan.todo.append(planned)  # not there yet, or to be trained again (--overwrite)
         elif changed:
-            if overwrite:
-                plan.todo.append(planned)
-            else:
-                conflicts.append(f"{path} (differs in: {', '.join(changed)})")
+            conflicts.append(f"{path} (differs in: {', '.join(changed)})")
         elif (why := currency.why_stale(stored, planned)) is None:
             plan.skipped.append(planned)
         else:

@@ -12,7 +12,9 @@ trained it) and read MNIST from their own installed package.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import socket
 import threading
 from concurrent.futures import Future
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import ConfigError, DBAError
+from ..settings.validation import excerpt
 from ..training.devices import set_threads
 from .runners import OnEpoch, RunFailed, failure_from, train_run
 
@@ -43,21 +46,65 @@ def import_ray():
     return ray
 
 
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """HOST:PORT of a head node, checked: a port in 1..65535, a host that is an IP address or a valid host name."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(
+            f"--ray {excerpt(address)}: expected HOST:PORT of the cluster's head node with a port from 1 to 65535 "
+            "(e.g. 10.0.0.5:6379), or 'auto'."
+        )
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.rstrip(".").split(".")
+        if len(host) > 253 or not all(HOST_LABEL.fullmatch(label) for label in labels):
+            raise ConfigError(
+                f"--ray {excerpt(address)}: {excerpt(host)} is neither an IP address nor a host name "
+                "(labels of 1 to 63 letters, digits or '-', 253 characters at most)."
+            ) from None
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: a cluster on this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_reachable(address: str) -> None:
     """A HOST:PORT address must accept a connection within CONNECT_SECONDS, else a clear error before anything trains."""
     if address == "auto" or "://" in address:
         return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--ray {address!r}: expected HOST:PORT of the cluster's head node (e.g. 10.0.0.5:6379) or 'auto'.")
+    host, port = parse_address(address)
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
-    except OSError as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+    except (OSError, UnicodeError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
         raise ConfigError(
             f"--ray {address}: no Ray cluster answers there ({reason}). Fix: start one (ray start --head) "
             "or give the head node's address; nothing was trained."
         ) from None
+
+
+def node_address(address: str) -> str | None:
+    """The address this driver presents to the cluster: 127.0.0.1 for a cluster on loopback, else Ray's own choice.
+
+    Ray otherwise picks the machine's external address, and a driver on a
+    loopback cluster would then reach (or be reached) past this machine.
+    """
+    if address == "auto" or "://" in address:
+        return None
+    host, _ = parse_address(address)
+    return "127.0.0.1" if is_loopback(host) else None
 
 
 JOIN_SECONDS = 30.0
@@ -73,9 +120,13 @@ def join_cluster(ray, address: str) -> None:
     """
     outcome: dict = {}
 
+    options: dict = {}
+    if (node := node_address(address)) is not None:
+        options["_node_ip_address"] = node
+
     def join() -> None:
         try:
-            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, **options)
             outcome["joined"] = True
         except BaseException as exc:  # noqa: BLE001 - reported below
             outcome["error"] = exc
@@ -120,6 +171,9 @@ class RayRunner:
 
     def open(self, on_epoch: OnEpoch) -> None:
         pass  # epochs are not streamed back from the cluster; each run reports when it ends
+
+    def cap(self, runs: int) -> str | None:
+        return None  # tasks are only submitted as slots free up: no process starts for a run that is not there
 
     def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future:
         ref = self.task.remote(planned, self.device, self.threads)

@@ -71,6 +71,9 @@ class Runner(Protocol):
 
     def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future: ...
 
+    def cap(self, runs: int) -> str | None:
+        """Run at most `runs` at once (a grid's runs to train); a note when that is fewer than asked for."""
+
     def poll(self) -> None:
         """Deliver the epoch records that arrived since the last call to `on_epoch`."""
 
@@ -142,6 +145,9 @@ class InProcessRunner:
     def open(self, on_epoch: OnEpoch) -> None:
         self.on_epoch = on_epoch
 
+    def cap(self, runs: int) -> str | None:
+        return None
+
     def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future:
         future: Future = Future()
         try:
@@ -193,6 +199,13 @@ class PoolRunner:
 
     def open(self, on_epoch: OnEpoch) -> None:
         self.on_epoch = on_epoch
+
+    def cap(self, runs: int) -> str | None:
+        """No more workers than runs to train: `--jobs 1000` on an 8-run grid starts 8 (before any has started)."""
+        if self.executor is not None or not 0 < runs < self.slots:
+            return None
+        asked, self.slots = self.slots, runs
+        return f"--jobs {asked}: {runs} run(s) to train, so {runs} worker process(es) start"
 
     def _executor(self) -> ProcessPoolExecutor:
         if self.executor is None:

@@ -53,7 +53,15 @@ def subset_name(value: str) -> str:
 
 
 Subset = Annotated[str, Field(strict=True), AfterValidator(subset_name)]
-Width = Annotated[Int, Field(ge=1)]  # a layer's width or a convolution's channels
+# Upper bounds: far above any sensible run, low enough that a typo (a 20-digit width, 10^20 epochs) is a
+# one-line error here instead of an allocation failure, an overflow in compiled code or a run that never ends.
+MAX_WIDTH = 65536  # a hidden layer's units
+MAX_CHANNELS = 4096  # a convolution's output channels
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1_000_000
+MAX_SEED = 2**31 - 1
+Width = Annotated[Int, Field(ge=1, le=MAX_WIDTH)]  # a layer's width
+Channels = Annotated[Int, Field(ge=1, le=MAX_CHANNELS)]  # a convolution's output channels
 
 
 class RunConfig(Strict):
@@ -82,22 +90,22 @@ class RunConfig(Strict):
         "mlp", group="model", omit_default=True, help="Model: mlp (uses hidden) or cnn (uses channels)."
     )
     hidden: list[Width] = setting(
-        group="model", factory=lambda: [512], min_length=1, help="MLP: hidden layer widths, e.g. 512 or 512,256."
+        group="model", factory=lambda: [512], min_length=1, max_length=16, help="MLP: hidden layer widths, e.g. 512 or 512,256."
     )
-    channels: list[Width] = setting(
+    channels: list[Channels] = setting(
         group="model", factory=lambda: [8, 16], min_length=2, max_length=2,
         help="CNN: output channels of its two 5x5 convolutions, e.g. 8,16.",
     )
     activation: Literal[tuple(ACTIVATIONS)] = setting(
         "relu", group="model", help="Hidden activation: " + ", ".join(ACTIVATIONS) + "."
     )
-    epochs: Int = setting(50, group="training", ge=1, help="Passes over the training subset.")
-    batch_size: Int = setting(64, group="training", ge=1, help="Mini-batch size.")
-    seed: Int = setting(0, group="seed", ge=0, help="Seed for the subset, the initial weights and the batch order.")
+    epochs: Int = setting(50, group="training", ge=1, le=MAX_EPOCHS, help="Passes over the training subset.")
+    batch_size: Int = setting(64, group="training", ge=1, le=MAX_BATCH, help="Mini-batch size.")
+    seed: Int = setting(0, group="seed", ge=0, le=MAX_SEED, help="Seed for the subset, the initial weights and the batch order.")
     dba: DBAConfig | None = setting(None, group="method", help="DBA's settings (method dba only; defaults filled in).")
     # Protocol: the defaults are the spec's protocol; other values are diagnostics.
     validation_size: Int = setting(
-        0, group="protocol", omit_default=True, ge=0,
+        0, group="protocol", omit_default=True, ge=0, le=TRAIN_SIZE,
         help="Training images outside the subset held out as a validation split (choices are made on it).",
     )
     subset_draw: Literal["stratified", "uniform"] = setting(
@@ -136,10 +144,37 @@ class RunConfig(Strict):
     @model_validator(mode="after")
     def dba_only_for_dba(self) -> RunConfig:
         if self.dba is not None and self.method != "dba":
-            raise ValueError(f"dba settings were given but method is {self.method!r}; use method dba or drop them")
+            raise ValueError(f"dba: settings were given but method is {self.method!r}; use method dba or drop them")
         if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
-            raise ValueError("nesterov needs SGD with momentum > 0; set momentum (e.g. 0.9) or drop nesterov")
+            raise ValueError("nesterov: needs SGD with momentum > 0; set momentum (e.g. 0.9) or drop nesterov")
+        self.check_validation_split()
+        self.check_model_fields()
         return self
+
+    def check_validation_split(self) -> None:
+        """The validation split comes from the training images the subset leaves, and must leave some to train on."""
+        subset = parse_subset(self.data).size()
+        if subset is None and self.validation_size >= TRAIN_SIZE:
+            raise ValueError(
+                f"validation_size: {self.validation_size} leaves no training image of the {TRAIN_SIZE} (data: full "
+                "trains on the images outside the validation split); use at most "
+                f"{TRAIN_SIZE - 1}, e.g. 5000"
+            )
+        if subset is not None and self.validation_size > TRAIN_SIZE - subset:
+            raise ValueError(
+                f"validation_size: {self.validation_size} is more than the {TRAIN_SIZE - subset} training images "
+                f"outside the {subset}-image subset ({self.data}); use at most {TRAIN_SIZE - subset}"
+            )
+
+    def check_model_fields(self) -> None:
+        """A model setting the chosen architecture ignores is a mistake, never silently dropped."""
+        ignored = {"mlp": "channels", "cnn": "hidden"}[self.architecture]
+        if ignored in self.model_fields_set:
+            uses = {"mlp": "hidden", "cnn": "channels"}[self.architecture]
+            raise ValueError(
+                f"{ignored}: is set but architecture {self.architecture} ignores it (it uses {uses}); "
+                f"drop {ignored} or set architecture {'cnn' if ignored == 'channels' else 'mlp'}"
+            )
 
     @property
     def optimizer(self) -> str:
@@ -164,7 +199,8 @@ class RunConfig(Strict):
         return values
 
     def replace(self, **changes) -> RunConfig:
-        return make_config(RunConfig, {**self.model_dump(), **changes})
+        """This config with `changes`; only the settings that were given are passed on, so none becomes "given"."""
+        return make_config(RunConfig, {**self.model_dump(include=self.model_fields_set), **changes})
 
 
 def field_extra(field: FieldInfo) -> dict:

@@ -44,6 +44,9 @@ def parse_subset(text: str, train_size: int = TRAIN_SIZE) -> SubsetSpec:
         per_class = round(fraction * train_size / NUM_CLASSES)
     if per_class < 1:
         raise ConfigError(f"data: {text!r} selects no images per class. Use {SUBSET_HELP}.")
+    if per_class * NUM_CLASSES > train_size:
+        raise ConfigError(f"data: {text!r} asks for {per_class * NUM_CLASSES:,} images, more than the {train_size:,} "
+                          f"of the training set. Use {SUBSET_HELP}.")
     return SubsetSpec(value, per_class)
 
 

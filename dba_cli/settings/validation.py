@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import reprlib
 from collections.abc import Callable
 from typing import Annotated, Any, get_args, get_origin
@@ -57,7 +58,7 @@ def config_error(
     `where` maps a field path of `model` to the path the user wrote it at
     (a recipe's `methods.sgd.lr` for a run's `lr`).
     """
-    errors = exc.errors(include_url=False)
+    errors = [field_of_model_error(error, model) for error in exc.errors(include_url=False)]
     lines = []
     for error in errors[:MAX_PROBLEMS]:
         loc = where(tuple(error["loc"])) if where is not None else error["loc"]
@@ -82,6 +83,15 @@ def config_error(
     if len(errors) > MAX_PROBLEMS:
         lines.append(f"and {len(errors) - MAX_PROBLEMS} more problems")
     return ConfigError("; ".join(lines))
+
+
+def field_of_model_error(error: dict, model: type[BaseModel]) -> dict:
+    """A model validator's "field: problem" message as that field's error, so it is reported at the field's path."""
+    message = error["msg"].removeprefix("Value error, ")
+    match = re.match(r"([a-z_]+): ", message)
+    if error["loc"] or match is None or match.group(1) not in fields_of(model):
+        return error
+    return {**error, "loc": (match.group(1),), "msg": message[match.end():], "type": "value_error", "input": {}}
 
 
 def make_config(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 
 from ..dba.config import DBAConfig
-from ..recipes.planned import PlannedRun
+from ..recipes.planned import PlannedRun, check_grid_size
 from ..recipes.recipe import Recipe, make_method
 from ..settings.evaluation import FINAL_ONLY
 from .tune import dba_label
@@ -41,6 +41,8 @@ def variants(recipe: Recipe) -> dict[str, object]:
 def ablation_runs(recipe: Recipe, smoke: bool = False, seeds: int | None = None) -> list[PlannedRun]:
     grid = ablation_spec(recipe)
     count = seeds if seeds is not None else (recipe.smoke.seeds if smoke else grid.seeds)
+    size = len(grid.base) * len(grid.metric) * len(grid.direction) * len(grid.min_size) * len(grid.reduction)
+    check_grid_size(size * count, f"the ablation of recipe {recipe.name} ({size} variants x {count} seeds)")
     return [
         PlannedRun(recipe.name, label, "ablation", recipe.config_for(method, seed, smoke, label=f"ablation {label}"),
                    GROUP, evaluation=FINAL_ONLY)

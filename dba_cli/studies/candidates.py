@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..recipes.planned import PlannedRun
+from ..recipes.planned import PlannedRun, check_grid_size
 from ..recipes.recipe import Recipe
 from ..results.reading import stored_results
 from ..settings.evaluation import EvaluationSchedule
@@ -52,6 +52,7 @@ def candidate_runs(
     smoke: bool = False, **overrides,
 ) -> list[PlannedRun]:
     """Every candidate on every tuning seed, filed under `group` as `<family>/<label>`."""
+    check_grid_size(len(grid) * len(seeds), f"{group} of recipe {recipe.name} ({len(grid)} settings x {len(seeds)} seeds)")
     return [
         PlannedRun(
             recipe.name, candidate.name, "tuning",

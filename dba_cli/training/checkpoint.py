@@ -12,16 +12,19 @@ run starts over): it can never change a result.
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from ..errors import UnreadableFile
+from ..files import finished_runs_kept, read_bounded, write_atomic
 from .code_version import source_hash
-from ..files import finished_runs_kept, write_atomic
 
 FORMAT = 1
+MAX_CHECKPOINT_BYTES = 256 * 2**20  # the CNN's and the MLP's checkpoints are a few MB (weights, optimizer state, history)
 
 
 def checkpoint_path(result_path: Path) -> Path:
@@ -47,10 +50,15 @@ def save_checkpoint(path: Path, config: dict, epoch: int, model, stepper, genera
 
 def load_checkpoint(path: Path, config: dict) -> dict | None:
     """The checkpoint's state if it exists, is readable and belongs to `config`; otherwise None."""
-    if not path.exists():
+    try:
+        data = read_bounded(path, MAX_CHECKPOINT_BYTES)  # a FIFO or a device in its place must not hang the run
+    except FileNotFoundError:
+        return None
+    except UnreadableFile as exc:
+        warnings.warn(f"ignored checkpoint {path}: {exc.reason}; the run starts over", stacklevel=2)
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # any damage: truncated, foreign or unreadable file
         warnings.warn(f"ignored checkpoint {path}: cannot be read ({type(exc).__name__}); the run starts over", stacklevel=2)
         return None

@@ -74,8 +74,8 @@ def test_a_recursive_alias_is_refused(tmp_path):
 
 
 def test_many_bad_values_are_listed_briefly(tmp_path):
-    path = write(tmp_path, TINY + "targets: [" + ", ".join(["fast"] * 5000) + "]\n")
-    with pytest.raises(ConfigError, match=r"and 4990 more problems$") as excinfo:
+    path = write(tmp_path, TINY + "targets: [" + ", ".join(["fast"] * 14) + "]\n")
+    with pytest.raises(ConfigError, match=r"and 4 more problems$") as excinfo:
         load_recipe(path)
     assert len(str(excinfo.value)) < 2000
 
