@@ -5,8 +5,8 @@ each followed by the activation and 2x2 max-pooling, then one Linear
 (28x28 -> C1 x 24x24 -> C1 x 12x12 -> C2 x 8x8 -> C2 x 4x4 -> 10). It takes the
 same flattened, standardised 784-vectors as the MLP (its first module restores
 the 1x28x28 image), so data, subsets and the training loop are shared. DBA
-gives its convolutions per-sample gradients through the engine's generic
-torch.func path and its Linear through the fast path (dba/engine.py).
+gives its convolutions and its Linear their per-sample Gram matrices through
+the engine's fast paths (dba/gram_conv.py, dba/gram_linear.py).
 
 The architecture and activation names are declared in settings/run.py, and the trained
 layers' readable names in settings/layers.py (both torch-free, for configs and reports).

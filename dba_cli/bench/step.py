@@ -2,7 +2,7 @@
 
 Four ways to take one training step on the same model (the 784-H-10 ReLU MLP, or
 with `architecture="cnn"` the small CNN of models.py, whose convolutions take
-DBA's generic torch.func path; same initial weights, same batches), timed interleaved in one process, round-robin within
+DBA's Conv2d fast path, dba/gram_conv.py; same initial weights, same batches), timed interleaved in one process, round-robin within
 each repeat so that machine noise hits all of them alike; we report medians:
 
 - sgd:   forward, mean cross-entropy, backward, SGD step (zero_grad(set_to_none=True));

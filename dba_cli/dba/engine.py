@@ -5,17 +5,21 @@ improve the metric, and let the base optimizer step on their gradient.
     result = dba.step(inputs, targets)     # result.loss, result.kept
 
 One step, top to bottom (`DBA.step`):
-1. Forward pass with hooks on every nn.Linear that record its input a and
-   output z.
-2. The summed per-sample loss, differentiated with respect to each Linear's
-   output z: row i of the result is delta_i = dl_i/dz_i, the output gradient of
-   sample i's own loss (the sum, not the mean, so nothing is scaled by 1/B).
-   No weight gradient is formed for the whole batch. Other modules with
-   parameters get per-sample gradients from torch.func (`gram_generic`).
+1. Forward pass with hooks on every nn.Linear and every plain nn.Conv2d that
+   record its input a and output z.
+2. The summed per-sample loss, differentiated with respect to all those
+   outputs z in one `torch.autograd.grad`: sample i's part of the result is
+   delta_i = dl_i/dz_i, the output gradient of sample i's own loss (the sum,
+   not the mean, so nothing is scaled by 1/B). No weight gradient is formed
+   for the whole batch. Only the other modules with parameters get per-sample
+   gradients from torch.func (`gram_generic`), which costs a second forward
+   and backward pass.
 3. Every layer's Gram matrix K of the per-sample gradients, on the model's
-   device; then per layer the greedy search on K (on the CPU, accumulating in
-   float64) for the kept subset S; then each layer's gradient over S written
-   into `.grad`: the mean over S, or the sum over S divided by B.
+   device (from a and delta: `gram_linear`, `gram_conv`; from torch.func's
+   per-sample gradients: `gram_generic`); then per layer the greedy search on
+   K (on the CPU, accumulating in float64) for the kept subset S; then each
+   layer's gradient over S written into `.grad`: the mean over S, or the sum
+   over S divided by B.
    On a GPU the Gram matrices reach the CPU in one transfer: all of them are
    cast to their search dtype and packed into one buffer on the device, copied
    into pinned host memory, and the step waits once for that copy. The kept
@@ -26,9 +30,10 @@ One step, top to bottom (`DBA.step`):
    matrices in place: nothing is copied.
 4. The base optimizer steps.
 
-Each nn.Linear (weight and bias) is one layer; each other module with
-parameters of its own is one layer. Frozen parameters are left alone. The
-model must treat samples independently (no BatchNorm in training mode).
+Each nn.Linear and nn.Conv2d (weight and bias) is one layer; each other
+module with parameters of its own is one layer. Frozen parameters are left
+alone. The model must treat samples independently (no BatchNorm in training
+mode).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from torch import nn
 
 from .config import DBAConfig
 from .gram_generic import flatten_grads, gram, per_sample_grads
+from .gram_conv import ConvSamples, conv_fast_path_supported
 from .gram_linear import linear_gram, linear_subset_grads
 from .search import greedy_search, noise_rtol
 
@@ -78,16 +84,16 @@ class DBA:
         self.config = config if config is not None else DBAConfig()
         self.loss_fn = loss_fn
         self.steps = 0
-        self._linear, self._generic = _find_layers(model)
+        self._linear, self._conv, self._generic = _find_layers(model)
 
     @property
     def layer_names(self) -> list[str]:
-        """The layers DBA selects samples for: the nn.Linear ones, then the others."""
-        return [layer.name for layer in self._linear] + [layer.name for layer in self._generic]
+        """The layers DBA selects samples for: the nn.Linear ones, the nn.Conv2d ones, then the others."""
+        return [layer.name for layer in (*self._linear, *self._conv, *self._generic)]
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> StepResult:
         """One DBA training step on a batch (the module docstring's steps 1 to 4)."""
-        for layer in (*self._linear, *self._generic):
+        for layer in (*self._linear, *self._conv, *self._generic):
             layer.clear_grads()  # no gradient survives from an earlier step, even one that failed
         loss_sum, batch, layers = self._per_sample_gradients(inputs, targets)  # steps 1 and 2
         kept = {}
@@ -127,17 +133,24 @@ class DBA:
 
     def _per_sample_gradients(
         self, inputs: torch.Tensor, targets: torch.Tensor
-    ) -> tuple[torch.Tensor, int, list[_LinearGrads | _GenericGrads]]:
+    ) -> tuple[torch.Tensor, int, list[_LinearGrads | _ConvGrads | _GenericGrads]]:
         """Forward, summed loss, and what each layer needs for its per-sample gradients."""
         outputs, captured = self._forward_with_capture(inputs)
         loss_sum = self.loss_fn(outputs, targets, reduction="sum")
         batch = outputs.shape[0]
-        layers: list[_LinearGrads | _GenericGrads] = []
-        if self._linear:
-            outs = [captured[layer.name][1] for layer in self._linear]
+        layers: list[_LinearGrads | _ConvGrads | _GenericGrads] = []
+        fast = [*self._linear, *self._conv]
+        if fast:
+            outs = [captured[layer.name][1] for layer in fast]
             deltas = torch.autograd.grad(loss_sum, outs, allow_unused=True, materialize_grads=True)
-            for layer, delta in zip(self._linear, deltas):
-                layers.append(_LinearGrads(layer, captured[layer.name][0], delta))
+            delta = {layer.name: d for layer, d in zip(fast, deltas)}
+            for layer in self._linear:
+                layers.append(_LinearGrads(layer, captured[layer.name][0], delta[layer.name]))
+            for layer in self._conv:
+                samples = ConvSamples(
+                    layer.module, captured[layer.name][0], delta[layer.name], layer.train_weight, layer.train_bias
+                )
+                layers.append(_ConvGrads(layer, samples))
         if self._generic:
             names = [name for layer in self._generic for name in layer.params]
             grads = per_sample_grads(self.model, names, inputs, targets, self.loss_fn)
@@ -146,7 +159,7 @@ class DBA:
         return loss_sum, batch, layers
 
     def _forward_with_capture(self, inputs: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The model's outputs, and each Linear's (input, output) from this forward pass.
+        """The model's outputs, and each fast-path layer's (input, output) from this forward pass.
 
         The hooks live only for this call, so none is left behind on error.
         """
@@ -156,30 +169,31 @@ class DBA:
             def hook(module, args, kwargs, output):
                 if name in captured:
                     raise RuntimeError(
-                        f"nn.Linear {name!r} ran twice in one forward pass; DBA's per-layer "
-                        "gradients need each Linear to run once"
+                        f"{_kind(module)} {name!r} ran twice in one forward pass; DBA's per-layer "
+                        f"gradients need each {_kind(module)} to run once"
                     )
                 a = args[0] if args else kwargs["input"]
                 captured[name] = (a.detach(), output, output._version)
 
             return hook
 
-        handles = [layer.module.register_forward_hook(recorder(layer.name), with_kwargs=True) for layer in self._linear]
+        fast = [*self._linear, *self._conv]
+        handles = [layer.module.register_forward_hook(recorder(layer.name), with_kwargs=True) for layer in fast]
         try:
             outputs = self.model(inputs)
         finally:
             for handle in handles:
                 handle.remove()
-        for layer in self._linear:
+        for layer in fast:
             if layer.name not in captured:
                 raise RuntimeError(
-                    f"nn.Linear {layer.name!r} did not run in the forward pass, so DBA cannot give it "
-                    "a gradient; freeze its parameters (requires_grad=False) before building the DBA"
+                    f"{_kind(layer.module)} {layer.name!r} did not run in the forward pass, so DBA cannot give "
+                    "it a gradient; freeze its parameters (requires_grad=False) before building the DBA"
                 )
             _, output, version = captured[layer.name]
             if output._version != version:
                 raise RuntimeError(
-                    f"the output of nn.Linear {layer.name!r} was modified in place (e.g. by "
+                    f"the output of {_kind(layer.module)} {layer.name!r} was modified in place (e.g. by "
                     "ReLU(inplace=True)); DBA needs it intact: use the out-of-place version"
                 )
         return outputs, {name: (a, z) for name, (a, z, _) in captured.items()}
@@ -326,9 +340,11 @@ def _kept_to_device(masks: list[np.ndarray], devices: list[torch.device]) -> lis
 
 
 @dataclass
-class _LinearLayer:
+class _FastLayer:
+    """An nn.Linear or a plain nn.Conv2d: a weight and an optional bias, from its input and output gradients."""
+
     name: str
-    module: nn.Linear
+    module: nn.Linear | nn.Conv2d
 
     @property
     def train_weight(self) -> bool:
@@ -358,7 +374,7 @@ class _GenericLayer:
 class _LinearGrads:
     """A Linear's input A and per-sample output gradients Delta for one batch."""
 
-    layer: _LinearLayer
+    layer: _FastLayer
     inputs: torch.Tensor
     output_grads: torch.Tensor
 
@@ -371,6 +387,28 @@ class _LinearGrads:
 
     def write_grads(self, kept: torch.Tensor | None, divisor: float) -> None:
         weight, bias = linear_subset_grads(self.inputs, self.output_grads, kept, divisor, self.layer.train_weight)
+        if self.layer.train_weight:
+            self.layer.module.weight.grad = weight
+        if self.layer.train_bias:
+            self.layer.module.bias.grad = bias
+
+
+@dataclass
+class _ConvGrads:
+    """An nn.Conv2d's input and per-sample output gradients for one batch (`gram_conv`)."""
+
+    layer: _FastLayer
+    samples: ConvSamples
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    def gram(self) -> torch.Tensor:
+        return self.samples.gram()
+
+    def write_grads(self, kept: torch.Tensor | None, divisor: float) -> None:
+        weight, bias = self.samples.subset_grads(kept, divisor)
         if self.layer.train_weight:
             self.layer.module.weight.grad = weight
         if self.layer.train_bias:
@@ -398,9 +436,15 @@ class _GenericGrads:
             p.grad = grad.view_as(p).clone()
 
 
-def _find_layers(model: nn.Module) -> tuple[list[_LinearLayer], list[_GenericLayer]]:
-    """The model's layers: nn.Linear (fast path) and other modules with trainable parameters of their own."""
-    linear: list[_LinearLayer] = []
+def _kind(module: nn.Module) -> str:
+    return "nn.Linear" if isinstance(module, nn.Linear) else "nn.Conv2d"
+
+
+def _find_layers(model: nn.Module) -> tuple[list[_FastLayer], list[_FastLayer], list[_GenericLayer]]:
+    """The model's layers: nn.Linear and nn.Conv2d on their fast paths, then other modules with
+    trainable parameters of their own (`conv_fast_path_supported` says which convolutions)."""
+    linear: list[_FastLayer] = []
+    conv: list[_FastLayer] = []
     generic: list[_GenericLayer] = []
     owner: dict[int, str] = {}
     for name, module in model.named_modules():
@@ -416,8 +460,10 @@ def _find_layers(model: nn.Module) -> tuple[list[_LinearLayer], list[_GenericLay
                 )
             owner[id(p)] = label
         if isinstance(module, nn.Linear) and type(module).forward is nn.Linear.forward:
-            linear.append(_LinearLayer(label, module))
+            linear.append(_FastLayer(label, module))
+        elif conv_fast_path_supported(module):
+            conv.append(_FastLayer(label, module))
         else:
             qualified = {f"{name}.{pname}" if name else pname: p for pname, p in params.items()}
             generic.append(_GenericLayer(label, qualified))
-    return linear, generic
+    return linear, conv, generic

@@ -23,7 +23,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent  # dba_cli/
 TRAINING_SOURCES = (
-    "dba/config.py", "dba/engine.py", "dba/gram_generic.py", "dba/gram_linear.py", "dba/metrics.py", "dba/search.py",
+    "dba/config.py", "dba/engine.py", "dba/gram_conv.py", "dba/gram_generic.py", "dba/gram_linear.py", "dba/metrics.py",
+    "dba/search.py",
     "data/datasets.py", "data/subsets.py",
     "models.py", "seeding.py",
     "training/checkpoint.py", "training/evaluate.py", "training/optim.py", "training/train.py",

@@ -1,4 +1,4 @@
-"""DBA on the small CNN: its convolutions take the generic torch.func path, its Linear the fast path.
+"""DBA on the small CNN: its convolutions take the Conv2d fast path (gram_conv.py), its Linear the Linear one.
 
 The reference is independent of both: per-sample gradients from a plain autograd
 loop over the samples (oracles.loop_per_sample_grads), the subset from the
