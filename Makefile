@@ -20,7 +20,7 @@ BEYOND_ABLATE ?=
 JOBS ?=
 GRID_FLAGS = --results $(RESULTS) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: install test test-fast test-cuda fuzz smoke paper-tables fair-comparison beyond-mnist fashion-data convergence foundation bench bench-pipeline clean
+.PHONY: install test test-fast test-cuda gpu-check fuzz smoke paper-tables paper-tables-steps fair-comparison beyond-mnist fashion-data convergence foundation bench bench-pipeline clean
 
 install:  ## create .venv and install dba with its test tools and Ray (--ray; the tests start a local cluster)
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ test-fast:  ## the tests without the slow ones (subprocesses, the Ray cluster, w
 test-cuda:  ## only the CUDA tests
 	$(PY) -m pytest -q -m cuda
 
+gpu-check:  ## on a machine with a GPU, in under 8 minutes: CUDA tests, step benchmarks, a timed reproduction with --jobs 1 and 4, CUDA against CPU; figures in results/gpu/
+	bash .ci/gpu-check $(RESULTS)/gpu
+
 fuzz:  ## the property-based fuzz tests with 2000 random inputs each (the suite uses 150)
 	DBA_FUZZ_EXAMPLES=2000 $(PY) -m pytest -q -s tests/test_fuzz.py
 
@@ -53,7 +56,14 @@ smoke:  ## every recipe end to end with tiny epochs and one seed (CI); not a res
 	else echo "smoke: Fashion-MNIST is not on this machine; fashion-10-per-class skipped (make fashion-data)"; fi
 	$(DBA) table --results $(SMOKE_RESULTS) > /dev/null
 
-paper-tables: fashion-data  ## the full protocol: all recipes (incl. tuned methods), tuning, ablation, protocol diagnostics, beyond MNIST, tables, figures (resumable; JOBS=N runs at once)
+paper-tables: fashion-data  ## the full protocol: all recipes (incl. tuned methods), tuning, ablation, protocol diagnostics, beyond MNIST, tables, figures, cost (resumable; JOBS=N runs at once)
+	@started=$$(date +%s); $(MAKE) --no-print-directory paper-tables-steps || exit $$?; \
+	mkdir -p $(RESULTS); printf '{"started": %s, "finished": %s, "jobs": "%s", "machine": "%s, %s cores"}\n' \
+		"$$started" "$$(date +%s)" "$(JOBS)" "$$(uname -m)" "$$(nproc)" >> $(RESULTS)/paper-tables-sittings.jsonl
+	$(DBA) table --results $(RESULTS) > /dev/null
+
+# The steps of paper-tables; each sitting's wall time goes to RESULTS/paper-tables-sittings.jsonl (results/cost.md reads it).
+paper-tables-steps:
 	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe $(GRID_FLAGS) || exit $$?; done
 	@$(MAKE) --no-print-directory fair-comparison
 	@$(MAKE) --no-print-directory beyond-mnist

@@ -3,8 +3,8 @@
 Every report is built from result files only (no torch, no data), so any of
 them can be rebuilt anywhere from the files alone; `write_all` rebuilds them
 all for a results folder: the paper tables, the ablation and protocol reports,
-and the tuning and time-to-target reports of every recipe found there (a
-recipe is found by its name: packaged, or in DBA_RECIPES_DIR).
+the tuning and time-to-target reports of every recipe found there (a recipe
+is found by its name: packaged, or in DBA_RECIPES_DIR), and what it all cost.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..studies import converge, protocol, tune
 from ..studies.ablate import GROUP as ABLATION_GROUP
 from .ablation_report import write_ablation_table
 from .converge_report import report as converge_report
+from .cost import write_cost
 from .converge_report import report_paths as converge_paths
 from .converge_report import tuning_report
 from .paper_tables import write_tables
@@ -76,4 +77,4 @@ def write_all(results_dir: Path, recipes: list[str] | None = None, allow_mixed: 
     if (results_dir / protocol.GROUP).is_dir():
         written.append(write_protocol_table(results_dir, recipes_for_table(results_dir))[0])
     md_path, csv_path, markdown = write_tables(results_dir, recipes, allow_mixed)  # last: it quotes the convergence report
-    return [*written, md_path, csv_path], markdown
+    return [*written, md_path, csv_path, write_cost(results_dir)], markdown
