@@ -8,13 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from dba_cli.cli import app
-from dba_cli.results.quantities import reach
-from dba_cli.studies.candidates import Scored
+from dba_cli.reports.stats import signed_rank
+from dba_cli.results.quantities import reach, steps_per_epoch
+from dba_cli.studies.candidates import choose
+from dba_cli.studies.converge import fastest_baseline, rank_for, reported_runs, score, tuning_runs
 from dba_cli.studies.converge import grid as candidates
-from dba_cli.studies.converge import rank_for, reported_runs, tuning_runs
 from dba_cli.recipes.loading import load_recipe
 from dba_cli.results.reading import read_result
-from dba_cli.reports.stats import paired_difference
 from tests.test_recipes import write
 
 pytestmark = pytest.mark.slow  # grids through the CLI: `make test` runs them, `make test-fast` leaves them out
@@ -31,12 +31,15 @@ convergence:
   validation_size: 300
   targets: [TARGET_LOW, 99.9]
   epochs: 4
-  seeds: 3
-  tuning_seeds: 1
-  lr_points: 2
-  lr_range: {sgd: [0.05, 0.2], sgd-momentum: [0.01, 0.02], adam: [0.001, 0.003]}
-  dba_bases: [sgd]
-  dba_variants: [{metric: variance, direction: minimize, min_size: 5}]
+  reported_seeds: 3
+  seeds: 1
+  first_seed: 100
+  budget: 2
+  top: 2
+  families:
+    sgd: {method: [sgd], step: [{momentum: 0.0, lr: 0.1}, {momentum: 0.9, lr: 0.01}]}
+    adam: {lr: [0.001, 0.003]}
+    dba: {method: [dba], lr: [0.1, 0.2], dba: [{metric: variance, direction: minimize, min_size: 5}]}
 """
 
 
@@ -44,11 +47,12 @@ def tiny(tmp_path, low: float = 20.0) -> str:
     return write(tmp_path, TINY.replace("TARGET_LOW", str(low)), "tinyconv.yaml")
 
 
-def test_the_grid_gives_every_family_the_same_number_of_learning_rates(tmp_path):
+def test_the_grid_gives_every_family_the_same_budget(tmp_path):
     recipe = load_recipe(tiny(tmp_path))
     grid = candidates(recipe)
-    assert [c.family for c in grid] == ["sgd"] * 2 + ["sgd-momentum"] * 2 + ["adam"] * 2 + ["dba"] * 2
-    assert {c.method.momentum for c in grid if c.family == "sgd-momentum"} == {0.9}
+    assert [c.family for c in grid] == ["sgd"] * 2 + ["adam"] * 2 + ["dba"] * 2
+    assert [c.method.momentum for c in grid if c.family == "sgd"] == [0.0, 0.9]
+    assert recipe.convergence.budget_text() == "2 / 2 / 2 settings per family (sgd, adam, dba); tuning seeds 100"
     runs = tuning_runs(recipe)
     assert {r.config.seed for r in runs} == {100} and {r.config.epochs for r in runs} == {4}
     assert all(r.evaluated_epochs == (1, 2, 3, 4) for r in runs)  # every epoch: a time to target needs each one
@@ -83,27 +87,31 @@ def test_converge_tunes_reports_and_says_when_a_target_is_never_reached(tmp_path
     assert outcome.exit_code == 0, outcome.output
     assert "no reported run reached 99.9% validation accuracy within 4 epochs" in outcome.output
     report = (results / "convergence/tinyconv.md").read_text()
-    assert report.count("not reached within 4 epochs") == 4  # one per tuned method, in the 99.9% column
+    assert report.count("not reached within 4 epochs") == 3  # one per tuned method, in the 99.9% column
     tuning = (results / "convergence/tinyconv-tuning.md").read_text()
-    assert tuning.count("**chosen**") == 4 and "sgd-momentum" in tuning
+    assert tuning.count("**chosen**") == 3 and "2 / 2 / 2 settings per family" in tuning
     recipe = load_recipe(recipe_file)
-    # The headline's numbers are the paired differences of the stored runs' own times to target.
+    # Each family's best two settings ran on the reported seeds (top: 2).
     documents = {}
-    for family in ("sgd", "sgd-momentum", "adam", "dba"):
-        for seed in range(3):
-            documents[family, seed] = read_result(results / f"convergence/tinyconv/{family}-tuned/seed-{seed}.json")
-            assert documents[family, seed]["config"]["validation_size"] == 300
+    for family in ("sgd", "adam", "dba"):
+        for name in (f"{family}-tuned", f"{family}-top2"):
+            for seed in range(3):
+                documents[name, seed] = read_result(results / f"convergence/tinyconv/{name}/seed-{seed}.json")
+                assert documents[name, seed]["config"]["validation_size"] == 300
     assert all(d["history"][-1]["epoch"] == 4 for d in documents.values())
-    means = {f: sum(reach(documents[f, s], 20.0).steps if reach(documents[f, s], 20.0) else math.inf for s in range(3)) / 3
-             for f in ("sgd", "sgd-momentum", "adam")}
-    fastest = min(means, key=means.get)
+    # The headline is censored and paired: a run that never reached the target counts as 5 epochs (budget + 1).
+    assert "| 99.9% |" in report and "counts as reaching it at 5 epochs" in report
+    line = next(line for line in report.splitlines() if line.startswith("| 99.9% |"))
+    assert "| 3 | 0/3 | 0/3 | +0 |" in line and line.rstrip().endswith("| no difference shown |")
+    scored = score(recipe, results)
+    fastest = fastest_baseline(recipe, choose(scored))
     assert f"| 20% | {fastest}-tuned |" in report
-    seeds = [s for s in range(3) if reach(documents["dba", s], 20.0) and reach(documents[fastest, s], 20.0)]
-    if len(seeds) >= 2:
-        difference = paired_difference([reach(documents["dba", s], 20.0).steps for s in seeds],
-                                       [reach(documents[fastest, s], 20.0).steps for s in seeds])
-        assert f"{difference.mean:.0f}" in report
-    assert len(reported_runs(recipe, {"sgd": Scored(candidates(recipe)[0])})) == 3
+    per_epoch = steps_per_epoch(documents["dba-tuned", 0])
+    censored = lambda d: reach(d, 20.0).steps if reach(d, 20.0) else 5 * per_epoch  # noqa: E731
+    test = signed_rank([censored(documents["dba-tuned", s]) for s in range(3)],
+                       [censored(documents[f"{fastest}-tuned", s]) for s in range(3)])
+    assert f"| {test.median:+.0f} |" in next(line for line in report.splitlines() if line.startswith("| 20% |"))
+    assert len(reported_runs(recipe, scored)) == 3 * 2 * 3
     # A rerun trains nothing new.
     again = CliRunner().invoke(app, ["converge", recipe_file, "--results", str(results), "--jobs", "1"])
     assert again.exit_code == 0 and "already finished" in again.output

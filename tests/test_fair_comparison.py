@@ -23,14 +23,17 @@ runner = CliRunner()
 TUNED = TINY + """\
 tune:
   validation_size: 200
-  seeds: 1
+  seeds: 3
   first_seed: 100
-  lr_points: 3
-  lr_range: {sgd: [0.01, 1.0], adam: [0.0001, 0.01]}
-  dba_bases: [sgd]
-  dba_variants:
-    - {metric: variance, direction: minimize, min_size: 5}
-    - {metric: snr, direction: maximize, min_size: 5}
+  budget: 4
+  top: 2
+  families:
+    sgd: {method: [sgd], lr: [0.01, 1.0], step: [{momentum: 0.0}, {momentum: 0.9, nesterov: true}]}
+    adam: {lr: [0.0001, 0.01], decay: [{method: adam}, {method: adamw, weight_decay: 0.1}]}
+    dba:
+      method: [dba]
+      optimizer: [{base: sgd, lr: 0.1}, {base: adam, lr: 0.001}]
+      dba: [{metric: variance, direction: minimize, min_size: 5}, {metric: snr, direction: maximize, min_size: 5}]
 ablation:
   seeds: 1
   validation_size: 200
@@ -42,16 +45,35 @@ ablation:
 """
 
 
-def test_every_method_gets_the_same_log_spaced_lr_grid(tmp_path):
+def test_every_family_gets_the_same_budget_of_settings(tmp_path):
     recipe = load_recipe(write(tmp_path, TUNED))
-    assert recipe.tune.lr_grid("sgd") == [0.01, 0.1, 1.0]
-    assert recipe.tune.lr_grid("adam") == [0.0001, 0.001, 0.01]
     grid = candidates(recipe)
     count = {family: sum(c.family == family for c in grid) for family in ("sgd", "adam", "dba")}
-    assert count == {"sgd": 3, "adam": 3, "dba": 3 * 2}
+    assert count == {"sgd": 4, "adam": 4, "dba": 4} and recipe.tune.budget == 4
+    assert recipe.tune.budget_text() == "4 / 4 / 4 settings per family (sgd, adam, dba); tuning seeds 100–102"
+    configs = {c.label: recipe.config_for(c.method, 0) for c in grid}
+    assert configs["lr-1-mom-0.9-nesterov"].nesterov and configs["lr-0.01-adamw-wd-0.1"].method == "adamw"
+    assert configs["adam-lr-0.001-snr-maximize-min5-mean"].base == "adam"
     runs = candidate_runs(recipe)
-    assert all(run.config.seed >= 100 and run.config.validation_size == 200 for run in runs)
+    assert len(runs) == 12 * 3 and {run.config.seed for run in runs} == {100, 101, 102}
+    assert all(run.config.validation_size == 200 for run in runs)
     assert all(run.key.startswith("tune/tiny/") and run.evaluated_epochs == (run.config.epochs,) for run in runs)
+
+
+@pytest.mark.parametrize("family, change, listed", [
+    ("sgd", "lr: [0.01, 1.0]", "lr: [0.01, 0.1, 1.0]"),
+    ("dba", "optimizer: [{base: sgd, lr: 0.1}, {base: adam, lr: 0.001}]", "optimizer: [{base: sgd, lr: 0.1}]"),
+])
+def test_a_recipe_whose_families_get_unequal_budgets_is_refused(tmp_path, family, change, listed):
+    text = TUNED.replace(change, listed)
+    for command in ("tune", "converge", "reproduce"):
+        outcome = runner.invoke(app, [command, write(tmp_path, text), "--results", str(tmp_path / "r")])
+        lines = [line for line in outcome.output.splitlines() if line.strip()]
+        assert outcome.exit_code == 2 and len(lines) == 1, outcome.output
+        assert "tune.budget: the families' grids differ from the budget of 4 settings each" in lines[0]
+        sizes = {"sgd": "sgd 6, adam 4, dba 4", "dba": "sgd 4, adam 4, dba 2"}[family]
+        assert f"({sizes})" in lines[0]
+    assert not (tmp_path / "r").exists()
 
 
 def test_tune_chooses_by_validation_and_its_yaml_reproduces_the_reruns(tmp_path):
@@ -59,22 +81,33 @@ def test_tune_chooses_by_validation_and_its_yaml_reproduces_the_reruns(tmp_path)
     results = tmp_path / "results"
     outcome = runner.invoke(app, ["tune", path, "--results", str(results), "--device", "cpu"])
     assert outcome.exit_code == 0, outcome.output
-    # The choice is the candidate with the best final validation accuracy, found here from the files.
-    best: dict[str, tuple[float, dict]] = {}
+    # The choice is the candidate with the best mean final validation accuracy over the 3 tuning seeds, from the files.
+    validation: dict[tuple[str, str], list[float]] = {}
+    configs = {}
     for candidate in sorted((results / "tune" / "tiny").glob("*/*/seed-*.json")):
+        if candidate.parent.parent.name in ("reruns", "top"):
+            continue
         document = read_result(candidate)
-        family = candidate.parent.parent.name
-        if family not in best or document["final_val_accuracy"] > best[family][0]:
-            best[family] = (document["final_val_accuracy"], document["config"])
+        key = (candidate.parent.parent.name, candidate.parent.name)
+        validation.setdefault(key, []).append(document["final_val_accuracy"])
+        configs[key] = document["config"]
+    assert all(len(values) == 3 for values in validation.values()) and len(validation) == 12
     chosen = yaml.safe_load((results / "tune" / "tiny" / "chosen.yaml").read_text())
     assert set(chosen) == {"sgd-tuned", "adam-tuned", "dba-tuned"}
-    for family, (_, config) in best.items():
-        assert chosen[f"{family}-tuned"]["lr"] == config["lr"]
+    for family in ("sgd", "adam", "dba"):
+        mine = {label: values for (f, label), values in validation.items() if f == family}
+        best = max(mine, key=lambda label: (round(sum(mine[label]) / 3, 6), min(mine[label]), -list(mine).index(label)))
+        assert chosen[f"{family}-tuned"]["lr"] == configs[family, best]["lr"], family
     # The recipe has no tuned methods yet: the reruns go to the tune folder, never into the recipe's results.
     assert len(list((results / "tune" / "tiny" / "reruns").rglob("seed-*.json"))) == 6
+    # Each family's runner-up ran on the reported seeds too (top: 2), evaluated at the end only.
+    runner_ups = sorted((results / "tune" / "tiny" / "top").rglob("seed-*.json"))
+    assert len(runner_ups) == 6 and {path.parent.name for path in runner_ups} == {"sgd-top2", "adam-top2", "dba-top2"}
     assert not (results / "tiny").exists()
     report = (results / "tune" / "tiny.md").read_text()
-    assert "| dba-tuned | DBA over sgd" in report and "not run yet" not in report
+    assert "| dba-tuned | DBA over " in report and "not run yet" not in report
+    assert "Budget: 4 / 4 / 4 settings per family (sgd, adam, dba); tuning seeds 100–102" in report
+    assert "Range over these 4 pairs" in report  # DBA's best 2 against the comparator's best 2
     rerun = read_result(results / "tune" / "tiny" / "reruns" / "tiny" / "dba-tuned" / "seed-1.json")
     assert all(epoch["test_accuracy"] is not None for epoch in rerun["history"])  # evaluated every epoch
     assert rerun["config"]["validation_size"] == 200 and rerun["role"] == "tuned"
@@ -178,19 +211,23 @@ def test_a_recipe_without_a_tune_section_says_how_to_add_one(tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ("lr_range: {sgd: [1.0, 0.01]}", "need 0 < low <= high"),
-    ("lr_range: {sgd: [0.1]}", "lr_range.sgd"),
+    ("families: {sgd: {lr: [0.1, 0.2]}}", "tune.budget: Field required"),
+    ("{budget: 2, families: {sgd: {step: [0.1, 0.2]}}}", "sgd.step is not a run setting"),
+    ("{budget: 2, families: {sgd: {lr: [0.1, -0.2]}}}", "(tune family sgd, setting {'lr': -0.2}): lr: Input should be greater than 0"),
+    ("{budget: 2, families: {sgd: {step: [{momentm: 0.9}, {momentum: 0.5}]}}}", "momentm: unknown key; did you mean 'momentum'?"),
+    ("{budget: 2, seeds: 2, families: {sgd: {lr: [0.1, 0.2]}}}", "tune.seeds: Input should be greater than or equal to 3"),
 ])
 def test_bad_tune_sections_name_the_field(tmp_path, bad, message):
-    outcome = runner.invoke(app, ["tune", write(tmp_path, TINY + "tune:\n  " + bad + "\n"), "--results", str(tmp_path / "r")])
-    assert outcome.exit_code == 2 and message in outcome.output
+    text = TINY + ("tune:\n  " + bad if not bad.startswith("{") else "tune: " + bad) + "\n"
+    outcome = runner.invoke(app, ["tune", write(tmp_path, text), "--results", str(tmp_path / "r")])
+    assert outcome.exit_code == 2 and message in " ".join(outcome.output.split()), outcome.output
 
 
 def test_dba_table_rebuilds_every_report_from_the_result_files(tmp_path, monkeypatch):
     """Reports are built from result files only: deleted, `dba table` writes them again, byte for byte."""
     folder = tmp_path / "recipes"
     folder.mkdir()
-    write(folder, TUNED.replace("seeds: 2\n", "seeds: 2\nprotocol: {methods: [sgd, adam], seeds: 1, widths: []}\n"), "tiny.yaml")
+    write(folder, TUNED + "protocol: {methods: [sgd, adam], seeds: 1, widths: []}\n", "tiny.yaml")
     monkeypatch.setenv("DBA_RECIPES_DIR", str(folder))
     results = tmp_path / "results"
     common = ["--results", str(results), "--device", "cpu"]

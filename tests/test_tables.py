@@ -25,7 +25,7 @@ from tests.test_recipes import TINY
 runner = CliRunner()
 
 
-def result(recipe, name, role, method, seed, accuracies, seconds=1.0):
+def result(recipe, name, role, method, seed, accuracies, seconds=1.0, val=None):
     history = [
         {"epoch": i + 1, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": a, "train_seconds": seconds,
          "eval_seconds": 0.1, "kept": None}
@@ -34,7 +34,7 @@ def result(recipe, name, role, method, seed, accuracies, seconds=1.0):
     return {
         "recipe": recipe, "method_name": name, "role": role, "seed": seed, "status": "finished",
         "config": {"method": method, "batch_size": 50}, "history": history, "final_test_accuracy": accuracies[-1],
-        "device": "cpu", "subset_size": 600,
+        "device": "cpu", "subset_size": 600, "final_val_accuracy": val,
     }
 
 
@@ -84,9 +84,9 @@ def test_data_scarce_table_matches_hand_computation(results):
 
 def test_tuned_dba_is_compared_with_the_tuned_baselines(results):
     for seed in (0, 1):
-        save(results, result("mnist-1pct", "sgd-tuned", "tuned-baseline", "sgd", seed, [50.0, 88.0]))
-        save(results, result("mnist-1pct", "adam-tuned", "tuned-baseline", "adam", seed, [50.0, 90.0]))
-        save(results, result("mnist-1pct", "dba-tuned", "tuned", "dba", seed, [50.0, 94.0]))
+        save(results, result("mnist-1pct", "sgd-tuned", "tuned-baseline", "sgd", seed, [50.0, 88.0], val=87.0))
+        save(results, result("mnist-1pct", "adam-tuned", "tuned-baseline", "adam", seed, [50.0, 90.0], val=89.0))
+        save(results, result("mnist-1pct", "dba-tuned", "tuned", "dba", seed, [50.0, 94.0], val=93.0))
     markdown, frame = build_tables(results)
     tuned = frame[(frame.recipe == "mnist-1pct") & (frame.method_name == "dba-tuned")].iloc[0]
     # errors: tuned sgd 12, tuned adam 10, tuned dba 6 -> 50% and 40%, not against the untuned 19 and 15
@@ -95,19 +95,22 @@ def test_tuned_dba_is_compared_with_the_tuned_baselines(results):
     untuned = frame[(frame.recipe == "mnist-1pct") & (frame.method_name == "dba")].iloc[0]
     assert untuned.error_reduction_vs_sgd == pytest.approx(100 * 10 / 19)
     assert "| dba-tuned | DBA, tuned on validation | 2 |" in markdown
-    # The same 4-point difference on both seeds: a zero-width interval at +4.
-    assert "| dba-tuned | adam-tuned | 2 | 0, 1 | +4.00 | [+4.00, +4.00] | [+4.00, +4.00] | 40.00% |" in markdown
+    # The same 4-point difference on both seeds: a zero-width interval at +4, and no p-value (no spread to test
+    # against), so no verdict. adam-tuned is the comparator: the higher validation accuracy.
+    assert "| dba-tuned | adam-tuned (comparator) | 2 | 0, 1 | +4.00 | [+4.00, +4.00] | [+4.00, +4.00] | – | – | no difference shown | 40.00% |" in markdown
+    assert "| dba-tuned | sgd-tuned | 2 | 0, 1 | +6.00 |" in markdown  # every tuned baseline has its row
 
 
 def test_paired_headline_by_hand_on_the_seeds_both_methods_have(results):
-    # sgd-tuned (3 seeds) mean 89; adam-tuned (4 seeds) mean 91: the better baseline.
+    # sgd-tuned (3 seeds) mean 89; adam-tuned (4 seeds) mean 91. The comparator is chosen on validation accuracy:
+    # adam-tuned's validation mean (85) beats sgd-tuned's (86 - 2 = 84), whatever their test accuracies.
     # (3 epochs: not all runs train the recipe's 2 smoke epochs, so they are held to the full seed counts.)
     for seed, accuracy in enumerate([88.0, 89.0, 90.0]):
-        save(results, result("mnist-1pct", "sgd-tuned", "tuned-baseline", "sgd", seed, [50.0, 60.0, accuracy]))
+        save(results, result("mnist-1pct", "sgd-tuned", "tuned-baseline", "sgd", seed, [50.0, 60.0, accuracy], val=84.0))
     for seed, accuracy in enumerate([90.0, 91.0, 92.0, 91.0]):
-        save(results, result("mnist-1pct", "adam-tuned", "tuned-baseline", "adam", seed, [50.0, 60.0, accuracy]))
+        save(results, result("mnist-1pct", "adam-tuned", "tuned-baseline", "adam", seed, [50.0, 60.0, accuracy], val=85.0))
     for seed, accuracy in enumerate([90.5, 90.5, 93.0, 92.0, 95.0]):  # seed 4 has no partner
-        save(results, result("mnist-1pct", "dba-tuned", "tuned", "dba", seed, [50.0, 60.0, accuracy]))
+        save(results, result("mnist-1pct", "dba-tuned", "tuned", "dba", seed, [50.0, 60.0, accuracy], val=85.0))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         markdown, frame = build_tables(results)
@@ -121,8 +124,17 @@ def test_paired_headline_by_hand_on_the_seeds_both_methods_have(results):
     assert row.paired_t_low == pytest.approx(0.5 - 3.182 * 0.353553, abs=1e-3)
     assert row.paired_t_high == pytest.approx(0.5 + 3.182 * 0.353553, abs=1e-3)
     assert row.paired_bootstrap_low >= -0.5 and row.paired_bootstrap_high <= 1.0  # means of resampled pairs
+    # t = 0.5 / 0.353553 = 1.414 on 3 df: two-sided p = 0.2522 (scipy); the family is dba-tuned against both
+    # tuned baselines, so Holm multiplies the smaller p by 2 and the larger by 1 (and keeps them monotone).
+    against_sgd = scipy_stats.ttest_rel([90.5, 90.5, 93.0], [88.0, 89.0, 90.0]).pvalue
+    against_adam = scipy_stats.ttest_rel([90.5, 90.5, 93.0, 92.0], [90.0, 91.0, 92.0, 91.0]).pvalue
+    assert row.paired_p == pytest.approx(against_adam) and against_adam == pytest.approx(0.2522, abs=1e-4)
+    smaller, larger = sorted([against_sgd, against_adam])
+    expected = {smaller: min(1.0, 2 * smaller), larger: max(min(1.0, 2 * smaller), larger)}
+    assert row.paired_p_holm == pytest.approx(expected[against_adam])
+    assert row.paired_verdict == ("no difference shown" if expected[against_adam] >= 0.05 else "DBA better")
     # error reduction (means over all seeds): adam-tuned error 9, dba-tuned mean 92.2 -> error 7.8 -> 13.33%
-    assert "| dba-tuned | adam-tuned | 4 | 0–3 | +0.50 | [-0.63, +1.63] |" in markdown
+    assert "| dba-tuned | adam-tuned (comparator) | 4 | 0–3 | +0.50 | [-0.63, +1.63] |" in markdown
     assert "| 13.33% |" in markdown
     assert "an improvement larger than 1.63 points, or a loss larger than 0.63, is ruled out at 95%" in markdown
     assert "imply an improvement of +9.92 points (97.79% against an implied 87.87%), which the interval rules out" in markdown
@@ -131,6 +143,57 @@ def test_paired_headline_by_hand_on_the_seeds_both_methods_have(results):
     assert any("method 'dba-tuned' has 5 of 10 seeds" in m for m in said)
     assert any("method 'adam-tuned' has 4 of 10 seeds" in m for m in said)
     assert any("method 'sgd' has 2 of 5 seeds" in m for m in said)
+
+
+def glance_rows(markdown):
+    """The at-a-glance table's rows as lists of cells."""
+    glance = markdown.split("## At a glance", 1)[1].split("\n## ", 1)[0]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in glance.splitlines()
+            if line.startswith("| mnist-")]
+
+
+def test_verdict_words_follow_holm_over_every_comparison_of_the_table(results):
+    # Two recipes, each with tuned DBA against two tuned baselines: a family of 4 tests, constructed so that
+    # one raw p-value is below 0.05 but its Holm-adjusted one is not.
+    dba_1pct = [90.0, 91.0, 92.0, 93.0, 94.0]
+    dba_10 = [80.0, 81.0, 82.0, 83.0, 84.0]
+    planted = {  # (recipe, baseline) -> (dba per seed, differences dba - baseline per seed)
+        ("mnist-1pct", "sgd-tuned"): (dba_1pct, [5.0, 4.9, 5.1, 5.0, 4.95]),            # far better: tiny p
+        ("mnist-1pct", "adam-tuned"): (dba_1pct, [1.0, 0.2, 1.4, 0.6, 0.3]),            # t = 3.13: p = 0.035
+        ("mnist-10-per-class", "sgd-tuned"): (dba_10, [-5.0, -5.1, -4.9, -5.0, -5.05]),  # far worse: tiny p
+        ("mnist-10-per-class", "adam-tuned"): (dba_10, [0.5, -0.5, 1.0, -1.0, 0.2]),     # nothing
+    }
+    for (recipe, baseline), (dba, differences) in planted.items():
+        method = baseline.removesuffix("-tuned")
+        for seed, (a, d) in enumerate(zip(dba, differences)):
+            save(results, result(recipe, baseline, "tuned-baseline", method, seed, [50.0, round(a - d, 2)],
+                                 val=80.0 if method == "adam" else 70.0))
+            save(results, result(recipe, "dba-tuned", "tuned", "dba", seed, [50.0, a], val=75.0))
+    raw = {key: scipy_stats.ttest_rel(dba, [round(a - d, 2) for a, d in zip(dba, differences)]).pvalue
+           for key, (dba, differences) in planted.items()}
+    assert 0.025 < raw["mnist-1pct", "adam-tuned"] < 0.05  # significant alone ...
+    order = sorted(raw, key=raw.get)  # Holm by hand: the i-th smallest times (4 - i), kept monotone, at most 1
+    adjusted, running = {}, 0.0
+    for i, key in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * raw[key]))
+        adjusted[key] = running
+    assert adjusted["mnist-1pct", "adam-tuned"] >= 0.05  # ... but not once corrected for the 4 tests
+
+    markdown, frame = build_tables(results)
+    rows = {(row[0], row[6].split()[0]): row for row in glance_rows(markdown)}
+    assert set(rows) == set(planted)
+    expected = {("mnist-1pct", "sgd-tuned"): "**DBA better**", ("mnist-1pct", "adam-tuned"): "no difference shown",
+                ("mnist-10-per-class", "sgd-tuned"): "**DBA worse**", ("mnist-10-per-class", "adam-tuned"): "no difference shown"}
+    for key, row in rows.items():
+        p, p_holm, verdict = row[9], row[10], row[11]
+        assert float(p) == pytest.approx(raw[key], abs=6e-4) or p == "<0.001"
+        assert float(p_holm) == pytest.approx(adjusted[key], abs=6e-4) or p_holm == "<0.001"
+        assert verdict == expected[key], (key, row)
+    assert "(4 comparisons)" in markdown
+    # The comparator (higher validation accuracy: adam-tuned) carries the same verdict in the headline and the CSV.
+    assert "**dba-tuned − adam-tuned** (n = 5 pairs): no difference shown" in markdown
+    csv = frame[(frame.recipe == "mnist-1pct") & (frame.method_name == "dba-tuned")].iloc[0]
+    assert csv.paired_baseline == "adam-tuned" and csv.paired_p_holm == pytest.approx(adjusted["mnist-1pct", "adam-tuned"])
 
 
 def test_full_mnist_time_to_target_matches_hand_computation(results):
@@ -157,9 +220,9 @@ def test_diverged_runs_show_as_such(results):
 # --- real runs of a tiny recipe, through the CLI ---
 
 TUNED_TINY = TINY + """\
-  sgd-tuned: {role: tuned-baseline, method: sgd, lr: 0.1}
-  adam-tuned: {role: tuned-baseline, method: adam, lr: 0.001, seeds: 3}
-  dba-tuned: {role: tuned, method: dba, lr: 0.1, seeds: 3, dba: {metric: variance, direction: minimize, min_size: 5}}
+  sgd-tuned: {role: tuned-baseline, method: sgd, lr: 0.1, validation_size: 100}
+  adam-tuned: {role: tuned-baseline, method: adam, lr: 0.001, seeds: 3, validation_size: 100}
+  dba-tuned: {role: tuned, method: dba, lr: 0.1, seeds: 3, validation_size: 100, dba: {metric: variance, direction: minimize, min_size: 5}}
 """
 
 
@@ -182,10 +245,12 @@ def test_real_runs_give_paired_rows_per_method_warnings_and_skip_damaged_files(t
     assert "method 'adam' has 0 of 2 seeds" in flat and "'sgd-tuned' has" not in flat  # 2 of 2
     markdown = (results / "paper-tables.md").read_text()
     assert "| sgd | baseline, untuned | 2 |" in markdown and "| adam-tuned | baseline, tuned on validation | 2 |" in markdown
-    # The headline pairs dba-tuned with the better tuned baseline on seeds 0 and 1, checked against scipy.
+    # The headline pairs dba-tuned with the tuned baseline of higher validation accuracy on seeds 0 and 1,
+    # checked against scipy.
     accuracy = {(d["method_name"], d["seed"]): d["final_test_accuracy"] for _, d in finished_results(results)}
-    best = max(("sgd-tuned", "adam-tuned"), key=lambda m: sum(v for (n, _), v in accuracy.items() if n == m)
-               / sum(1 for (n, _) in accuracy if n == m))
+    validation = {(d["method_name"], d["seed"]): d.get("final_val_accuracy") for _, d in finished_results(results)}
+    best = max(("sgd-tuned", "adam-tuned"), key=lambda m: (sum(v for (n, _), v in validation.items() if n == m)
+               / sum(1 for (n, _) in validation if n == m), m == "sgd-tuned"))  # a tie goes to the first listed
     dba = [accuracy["dba-tuned", seed] for seed in (0, 1)]
     base = [accuracy[best, seed] for seed in (0, 1)]
     row = pd.read_csv(results / "paper-tables.csv").set_index("method_name").loc["dba-tuned"]
@@ -194,11 +259,11 @@ def test_real_runs_give_paired_rows_per_method_warnings_and_skip_damaged_files(t
     if dba[0] - base[0] != dba[1] - base[1]:  # (equal differences: zero width, and scipy gives NaN)
         reference = scipy_stats.ttest_rel(dba, base).confidence_interval(0.95)
         assert (row.paired_t_low, row.paired_t_high) == pytest.approx((reference.low, reference.high), abs=1e-4)
-    assert f"| dba-tuned | {best} | 2 | 0, 1 |" in markdown
+    assert f"| dba-tuned | {best} (comparator) | 2 | 0, 1 |" in markdown
     # The at-a-glance table above the sections repeats the headline with the same numbers.
     glance = markdown.split("## At a glance", 1)[1].split("\n## ", 1)[0]
     assert f"| tiny | mnist | MLP, width " in glance
-    assert f"| 2 | {sum(dba) / 2:.2f} | {best} {sum(base) / 2:.2f} | {row.paired_mean_difference:+.2f} |" in glance
+    assert f"| 2 | {sum(dba) / 2:.2f} | {best} {sum(base) / 2:.2f} (comparator) | {row.paired_mean_difference:+.2f} |" in glance
 
 
 def test_per_method_seeds_plan_runs_and_are_validated(tmp_path):

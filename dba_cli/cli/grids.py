@@ -73,13 +73,23 @@ def reproduce(
 
 
 @with_grid_options
-def tune(recipe: RecipeArgument, *, options: GridOptions) -> None:
-    """Choose each method's setting on a validation split (same lr grid for all), then rerun it on the recipe's seeds.
+def tune(
+    recipe: RecipeArgument,
+    choose_only: Annotated[
+        bool, typer.Option("--choose-only", help="Train the candidates and write chosen.yaml and the report; run nothing on "
+                           "the reported seeds (paste chosen.yaml into the recipe first, then rerun without it).")
+    ] = False,
+    *,
+    options: GridOptions,
+) -> None:
+    """Choose each family's setting on a validation split (the same budget of settings for every family), then run it on the recipe's seeds.
 
-    Writes RESULTS/tune/RECIPE.md (the choice and every candidate), RESULTS/tune/RECIPE/chosen.yaml
-    (paste into the recipe) and the reruns on the recipe's seeds as sgd-tuned, adam-tuned, dba-tuned: in RESULTS/RECIPE/,
-    shared with `dba reproduce`, where the recipe already holds that setting, else in RESULTS/tune/RECIPE/reruns/.
-    Finished candidates are kept: rerunning continues where it stopped.
+    Candidates train on the recipe's tuning seeds and are ranked by mean final validation accuracy.
+    Writes RESULTS/tune/RECIPE.md (the choice, the sensitivity, every candidate), RESULTS/tune/RECIPE/chosen.yaml
+    (paste into the recipe) and the reruns on the recipe's seeds as FAMILY-tuned: in RESULTS/RECIPE/, shared with
+    `dba reproduce`, where the recipe already holds that setting, else in RESULTS/tune/RECIPE/reruns/; each family's
+    runners-up also run on the reported seeds (RESULTS/tune/RECIPE/top/). Finished runs are kept: rerunning continues
+    where it stopped.
     """
     from ..files import write_text_atomic
     from ..reports.write import write_tune_report
@@ -91,11 +101,16 @@ def tune(recipe: RecipeArgument, *, options: GridOptions) -> None:
         loaded = load(recipe, options)
         candidates = study.candidate_runs(loaded, options.smoke)
         command = command_text("tune", recipe, options)
+        err.print(f"tune {loaded.name}: {study.tune_spec(loaded).budget_text()}: {len(candidates)} tuning runs, then the "
+                  "best settings of each family on the reported seeds", highlight=False)
         with executing(options, {loaded.defaults.dataset}, "tuning") as executor:
             executor.execute(candidates, wait_for_busy=True)  # the choice needs every candidate
-            chosen = choose(study.score(loaded, options.results_dir, options.smoke))
+            scored = study.score(loaded, options.results_dir, options.smoke)
+            chosen = choose(scored)
             methods = study.tuned_methods(chosen)
-            executor.execute(study.tuned_runs(loaded, methods, smoke=options.smoke), wait_for_busy=True)
+            if not choose_only:
+                reruns = study.tuned_runs(loaded, methods, smoke=options.smoke)
+                executor.execute(reruns + study.runner_up_runs(loaded, scored, options.smoke), wait_for_busy=True)
         chosen_path = options.results_dir / study.GROUP / loaded.name / "chosen.yaml"
         write_text_atomic(chosen_path, study.chosen_yaml(loaded, methods, command, options.smoke))
         with warnings_shown():
@@ -163,9 +178,9 @@ def converge(recipe: RecipeArgument, *, options: GridOptions) -> None:
 
     Needs the recipe's `convergence:` section (targets, epoch budget, grids; see recipes/mnist-full.yaml).
 
-    Every family (SGD, SGD with momentum, Adam, DBA over each base and selection setting) gets the same number of learning rates; candidates train on tuning seeds and are ranked by median steps to the last target.
+    Every family gets the same budget of settings; candidates train on tuning seeds and are ranked by median steps to the last target, then each family's best run on the reported seeds.
 
-    Writes RESULTS/convergence/RECIPE.md (the table, and DBA minus the fastest baseline in steps and seconds with 95% intervals) and RESULTS/convergence/RECIPE-tuning.md (every candidate); `dba plot` draws the figure. Finished runs are kept: rerunning continues where it stopped.
+    Writes RESULTS/convergence/RECIPE.md (the table, and DBA against the fastest baseline with unreached runs censored, a paired rank test, Holm over the targets) and RESULTS/convergence/RECIPE-tuning.md (every candidate); `dba plot` draws the figure. Finished runs are kept: rerunning continues where it stopped.
     """
     from ..reports.write import write_converge_reports
     from ..settings.run import describe
@@ -176,10 +191,14 @@ def converge(recipe: RecipeArgument, *, options: GridOptions) -> None:
         loaded = load(recipe, options)
         study.convergence_spec(loaded)  # before any data is loaded: a recipe without the section is one line
         command = command_text("converge", recipe, options)
+        tuning = study.tuning_runs(loaded, options.smoke)
+        err.print(f"converge {loaded.name}: {study.convergence_spec(loaded).budget_text()}: {len(tuning)} tuning runs, then "
+                  "the best settings of each family on the reported seeds", highlight=False)
         with executing(options, {loaded.defaults.dataset}, "convergence") as executor:
-            executor.execute(study.tuning_runs(loaded, options.smoke), wait_for_busy=True)
-            chosen = choose(study.score(loaded, options.results_dir, options.smoke))
-            executor.execute(study.reported_runs(loaded, chosen, options.smoke), wait_for_busy=True)
+            executor.execute(tuning, wait_for_busy=True)
+            scored = study.score(loaded, options.results_dir, options.smoke)
+            chosen = choose(scored)
+            executor.execute(study.reported_runs(loaded, scored, options.smoke), wait_for_busy=True)
         with warnings_shown():
             report_path, tuning_path = write_converge_reports(loaded, options.results_dir, command, options.smoke)
         for family, entry in chosen.items():

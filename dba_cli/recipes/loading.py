@@ -174,4 +174,5 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
     recipe._source = str(path)
     recipe.runs(seeds=1)  # each method must also make a valid run config
     recipe.defaults  # noqa: B018 - and the recipe's own data, model and training settings
+    recipe.check_searches()  # and every setting its tuning searches would train
     return recipe

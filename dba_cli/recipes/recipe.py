@@ -15,13 +15,13 @@ import difflib
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, create_model
+from pydantic import Field, PrivateAttr, ValidationError, create_model
 
 from ..errors import ConfigError
 from ..settings.evaluation import DEFAULT_SCHEDULE, EvaluationSchedule
 from ..settings.names import SafeName
 from ..settings.run import RunConfig, fields_in
-from ..settings.validation import Float, Int, Strict, make_config
+from ..settings.validation import Float, Int, Strict, config_error, make_config
 from .planned import MAX_SEEDS, PlannedRun, check_grid_size
 from .sections import AblationSpec, Claim, ConvergenceSpec, ProtocolSpec, SmokeSpec, TuneSpec
 
@@ -183,6 +183,21 @@ class Recipe(Strict):
                     f"Its methods: {', '.join(self.methods)}."
                 )
         return list(methods)
+
+    def check_searches(self) -> None:
+        """Every setting of the `tune:` and `convergence:` searches must make a valid run: a ConfigError naming it otherwise."""
+        for section in ("tune", "convergence"):
+            search = getattr(self, section)
+            if search is None:
+                continue
+            for family in search.families:
+                for settings, varying in search.settings(family):
+                    where = f"{section} family {family}, setting {varying or settings}"
+                    try:
+                        method = make_method(validation_size=search.validation_size, **settings)
+                    except ValidationError as exc:
+                        raise config_error(exc, Method, f"{self.source} ({where})") from None
+                    self.config_for(method, 0, label=where)
 
     def same_setting(self, name: str, method) -> bool:
         """Whether the recipe's method `name` trains exactly as `method` (the number of seeds aside)."""

@@ -48,7 +48,6 @@ from ..results.reading import finished_results
 from ..settings.layers import layer_names
 from ..settings.names import name_problem
 from ..settings.validation import excerpt
-from ..studies.converge import FAMILIES as CONVERGENCE_FAMILIES
 from ..studies.converge import GROUP as CONVERGENCE_GROUP
 from .paper_tables import packaged_recipe, table_order, warn_unfinished
 
@@ -148,9 +147,15 @@ def load_convergence_runs(results_dir: Path, recipes: list[str] | None = None) -
             continue
         if recipes is None or recipe in recipes:
             found[recipe].setdefault(path.parent.name, []).append(document)
-    order = [f"{family}-tuned" for family in CONVERGENCE_FAMILIES]
-    return {recipe: dict(sorted(runs.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
-            for recipe, runs in found.items()}
+    return {recipe: dict(sorted(runs.items(), key=lambda item: convergence_order(recipe, item[0]))) for recipe, runs in found.items()}
+
+
+def convergence_order(recipe: str, method: str) -> tuple[int, str]:
+    """A family's place in its packaged recipe's `convergence:` section (DBA's last as written), else by name."""
+    known = packaged_recipe(recipe)
+    families = list(known.convergence.families) if known is not None and known.convergence is not None else []
+    family = method.removesuffix("-tuned")
+    return (families.index(family) if family in families else len(families), method)
 
 
 def convergence_figure(recipe: str, runs: Runs) -> Figure:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -23,8 +22,9 @@ from ..results.format import code_label
 from ..results.quantities import reach
 from ..results.reading import finished_results
 from ..settings.run import describe_model
-from .markdown import interval, markdown_table, mean_std, number
-from .stats import BOOTSTRAP_SEED, RESAMPLES, PairedDifference, pair_by_seed, paired_difference, ruled_out
+from .glance import adjust, comparisons_of, glance_section, paired_csv, paired_section
+from .markdown import markdown_table, mean_std, number
+from .summaries import MethodSummary, error_reduction, summarise
 
 MAX_REPORT_BYTES = 2**20  # a generated report read back (the convergence report is about 5 KB)
 
@@ -63,66 +63,15 @@ def load_results(results_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@dataclass
-class MethodSummary:
-    """Aggregates over the seeds of one method of one recipe."""
-
-    recipe: str
-    method_name: str
-    role: str
-    method: str
-    n: int
-    mean: float
-    std: float  # sample std (n-1); NaN for one seed
-    seeds: list[float]  # final accuracy per seed, in seed order
-    train_seconds: float
-    diverged: int = 0  # seeds whose loss became NaN/inf (their accuracy is the one at divergence)
-    seed_numbers: list[int] = field(default_factory=list)  # which seed each accuracy is from
-
-    @property
-    def error(self) -> float:
-        return 100.0 - self.mean
-
-    @property
-    def by_seed(self) -> dict[int, float]:
-        return dict(zip(self.seed_numbers, self.seeds))
-
-
-def summarise(frame: pd.DataFrame) -> list[MethodSummary]:
-    summaries = []
-    for (recipe, name), group in frame.groupby(["recipe", "method_name"], sort=False):
-        ordered = group.sort_values("seed")
-        accuracies = ordered["final_accuracy"].tolist()
-        summaries.append(
-            MethodSummary(
-                recipe=recipe,
-                method_name=name,
-                role=group["role"].iloc[0],
-                method=group["method"].iloc[0],
-                n=len(accuracies),
-                mean=float(pd.Series(accuracies).mean()),
-                std=float(pd.Series(accuracies).std(ddof=1)) if len(accuracies) > 1 else math.nan,
-                seeds=accuracies,
-                train_seconds=float(group["train_seconds"].mean()),
-                diverged=int(group["diverged_at_epoch"].notna().sum()),
-                seed_numbers=[int(seed) for seed in ordered["seed"]],
-            )
-        )
-    return summaries
-
-
-def error_reduction(baseline: MethodSummary | None, dba: MethodSummary) -> float | None:
-    """(err_baseline - err_dba) / err_baseline, in %, from mean errors."""
-    if baseline is None or baseline.error <= 0:
-        return None
-    return 100.0 * (baseline.error - dba.error) / baseline.error
-
-
 def baseline_of(summaries: list[MethodSummary], method: str, tuned: bool = False) -> MethodSummary | None:
-    """The recipe's SGD or Adam baseline row: the tuned one for tuned DBA, so that like is compared with like."""
-    role = "tuned-baseline" if tuned else "baseline"
+    """The recipe's SGD or Adam baseline row: the tuned one for tuned DBA, so that like is compared with like.
+
+    A tuned baseline is found by its family's name (`adam-tuned` may have chosen AdamW), an untuned one by its optimizer.
+    """
     for summary in summaries:
-        if summary.role == role and summary.method == method:
+        if tuned and summary.role == "tuned-baseline" and summary.method_name == f"{method}-tuned":
+            return summary
+        if not tuned and summary.role == "baseline" and summary.method == method:
             return summary
     return None
 
@@ -240,143 +189,6 @@ def verdict(recipe: Recipe | None, summaries: list[MethodSummary]) -> str:
     return "\n".join(sentences)
 
 
-@dataclass
-class Paired:
-    """A tuned DBA row against the better tuned baseline, on the seeds both have."""
-
-    dba: MethodSummary
-    baseline: MethodSummary
-    seeds: list[int]
-    dba_accuracies: list[float]
-    baseline_accuracies: list[float]
-    difference: PairedDifference
-
-
-def headline_pairs(summaries: list[MethodSummary]) -> list[Paired]:
-    """Each tuned DBA row minus the tuned baseline with the higher mean, paired by seed (same seed, same subset).
-
-    Pairs are formed only on the seeds both methods finished, so a method with more seeds
-    than the other adds nothing until its partner has them too.
-    """
-    baselines = [summary for summary in summaries if summary.role == "tuned-baseline"]
-    if not baselines:
-        return []
-    best = max(baselines, key=lambda summary: summary.mean)  # first in table order on a tie
-    found = []
-    for summary in summaries:
-        if summary.role == "tuned" and summary.method == "dba":
-            seeds, dba, baseline = pair_by_seed(summary.by_seed, best.by_seed)
-            found.append(Paired(summary, best, seeds, dba, baseline, paired_difference(dba, baseline)))
-    return found
-
-
-def glance_row(recipe_name: str, recipe: Recipe | None, pair: Paired) -> list[str]:
-    """One row of the at-a-glance table: a setting, its tuned DBA against the better tuned baseline."""
-    d = pair.difference
-    if d.n > 1 and d.t_low > 0:
-        reading = "DBA better"
-    elif d.n > 1 and d.t_high < 0:
-        reading = "DBA worse"
-    else:
-        reading = "no difference shown"
-    return [
-        recipe_name,
-        recipe.defaults.dataset if recipe else "–",
-        (("MLP, " if recipe.defaults.architecture == "mlp" else "") + describe_model(recipe.defaults)) if recipe else "–",
-        "paper" if recipe and recipe.claim.dba_accuracy is not None else "beyond the paper",
-        str(d.n),
-        f"{pair.dba.mean:.2f}",
-        f"{pair.baseline.method_name} {pair.baseline.mean:.2f}",
-        f"{d.mean:+.2f}" if d.n else "–",
-        interval(d.t_low, d.t_high),
-        reading,
-    ]
-
-
-def glance_section(rows: list[list[str]]) -> list[str]:
-    """Every data-scarce setting's headline in one table (each recipe's section has the details)."""
-    if not rows:
-        return []
-    header = ["recipe", "data set", "model", "setting", "n pairs", "tuned DBA %", "better tuned baseline %",
-              "DBA − baseline, pts", "95% t interval", "reading"]
-    return [
-        "",
-        "## At a glance: tuned DBA minus the better tuned baseline, every data-scarce setting",
-        "",
-        "Each row is one recipe's headline (its section below has the per-method table and the bootstrap interval): "
-        "mean per-seed difference in test-accuracy points with its 95% paired t interval. \"DBA better\" or "
-        "\"DBA worse\" only where the interval excludes 0. Settings beyond the paper (Fashion-MNIST, the CNN) "
-        "run the paper's protocol unchanged apart from the data set or the model.",
-        "",
-        markdown_table(header, rows, "llllrrlrrl"),
-    ]
-
-
-def seed_list(seeds: list[int]) -> str:
-    """`0–9` for consecutive seeds, else `0, 2, 5`."""
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}–{seeds[-1]}"
-    return ", ".join(map(str, seeds)) or "none"
-
-
-def paired_section(recipe: Recipe | None, pairs: list[Paired]) -> str:
-    """The headline of a data-scarce setting: the paired difference with its t and bootstrap intervals."""
-    rows, sentences = [], []
-    for pair in pairs:
-        d = pair.difference
-        rows.append([
-            pair.dba.method_name, pair.baseline.method_name, str(d.n), seed_list(pair.seeds),
-            f"{d.mean:+.2f}" if d.n else "–", interval(d.t_low, d.t_high), interval(d.boot_low, d.boot_high),
-            number(error_reduction(pair.baseline, pair.dba), suffix="%"),
-        ])
-        sentence = f"- **{pair.dba.method_name} − {pair.baseline.method_name}** (n = {d.n} pairs): {ruled_out(d)}"
-        claim = recipe.claim if recipe else None
-        if claim and claim.dba_accuracy is not None and claim.implied_baseline_accuracy is not None:
-            claimed = claim.dba_accuracy - claim.implied_baseline_accuracy
-            excluded = d.n > 1 and claimed > d.t_high
-            sentence += (
-                f" The paper's numbers imply an improvement of {claimed:+.2f} points "
-                f"({claim.dba_accuracy:.2f}% against an implied {claim.implied_baseline_accuracy:.2f}%)"
-                + (", which the interval rules out." if excluded else ".")
-            )
-        sentences.append(sentence)
-    header = [
-        "DBA", "best tuned baseline", "n pairs", "seeds", "mean difference, pts", "95% t interval",
-        "95% bootstrap interval", "error reduction vs it (means)",
-    ]
-    return "\n".join([
-        "### Headline: tuned DBA minus the better tuned baseline, paired by seed",
-        "",
-        "Per seed (the same seed is the same training subset and the same initial weights), the difference "
-        "DBA − baseline in test-accuracy points; the baseline is whichever tuned baseline has the higher mean. "
-        "Mean of the differences with a 95% paired t interval and, as a check that does not assume normal "
-        f"differences, a 95% percentile bootstrap interval ({RESAMPLES:,} resamples, RNG seed {BOOTSTRAP_SEED}; too narrow "
-        "with few pairs). The error reduction compares the two rows' means, as in the table above.",
-        "",
-        markdown_table(header, rows, "llrlrrrr"),
-        "",
-        *sentences,
-    ])
-
-
-def paired_csv(pair: Paired) -> dict:
-    """The pairs and their intervals, for the DBA row of paper-tables.csv."""
-    d = pair.difference
-    return {
-        "paired_baseline": pair.baseline.method_name,
-        "paired_n": d.n,
-        "paired_seeds": " ".join(map(str, pair.seeds)),
-        "paired_dba_accuracy": " ".join(f"{a:.2f}" for a in pair.dba_accuracies),
-        "paired_baseline_accuracy": " ".join(f"{a:.2f}" for a in pair.baseline_accuracies),
-        "paired_differences": " ".join(f"{x:.2f}" for x in d.differences),
-        "paired_mean_difference": d.mean,
-        "paired_t_low": d.t_low,
-        "paired_t_high": d.t_high,
-        "paired_bootstrap_low": d.boot_low,
-        "paired_bootstrap_high": d.boot_high,
-    }
-
-
 def packaged_recipe(name: str) -> Recipe | None:
     """The recipe of that name in recipes/ (or DBA_RECIPES_DIR), else None: results of other recipes are shown as found."""
     return load_recipe(name) if name in list_recipes() else None
@@ -492,14 +304,15 @@ def build_tables(
         "(see docs/dba-method.md); \"implied\" baseline accuracies are derived from its two claimed numbers. "
         "Error reductions compare like with like: DBA tuned on the validation split against the tuned baselines "
         "(`dba tune`, results/tune/), the other DBA rows against the untuned baselines. "
-        "For a data-scarce setting the headline is its last part: tuned DBA minus the better tuned baseline, "
-        "paired by seed, with 95% intervals. Recipes beyond the paper (Fashion-MNIST, the CNN) have no claim: "
+        "For a data-scarce setting the headline is its last part: tuned DBA minus each tuned baseline, paired by "
+        "seed, with 95% intervals and p-values; the comparator is the tuned baseline with the higher validation "
+        "accuracy (never the test set). Recipes beyond the paper (Fashion-MNIST, the CNN) have no claim: "
         "their \"paper\" columns show –.",
         "",
         versions,
     ]
-    glance: list[list[str]] = []
-    csv_rows: list[dict] = []
+    glance = []  # every tuned DBA - tuned baseline comparison of the table: one family of tests (Holm)
+    parts: list[tuple[list[str], list[dict], list]] = []  # each recipe: its lines (a placeholder for its headline), CSV rows
     for name in ordered:
         recipe = packaged_recipe(name)
         subset = frame[frame["recipe"] == name]
@@ -508,32 +321,40 @@ def build_tables(
         summaries.sort(key=lambda summary: order.index(summary.method_name))
         warn_unfinished(recipe, zip(subset["method_name"], subset["seed"], subset["epochs"]), results_dir)
         devices = ", ".join(sorted(set(subset["device"])))
-        sections += ["", f"## {name}", "", (recipe.description if recipe else ""), ""]
+        lines: list = ["", f"## {name}", "", (recipe.description if recipe else ""), ""]
+        found: list = []
         if recipe and recipe.defaults.data == "full":
             table, rows = convergence_table(recipe, subset, summaries)
-            sections += [table, "", f"Trained on: {devices}. The paper claims faster convergence with DBA, without a figure."]
+            lines += [table, "", f"Trained on: {devices}. The paper claims faster convergence with DBA, without a figure."]
             if any(epoch["test_accuracy"] is None for document in subset["document"] for epoch in document["history"]):
-                sections[-1] += (
+                lines[-1] += (
                     " Epochs and seconds to a target count to the first *evaluated* epoch at or above it "
                     "(the recipe's `evaluation:` schedule skips some epochs), so they are upper bounds."
                 )
-            sections += convergence_section(results_dir, name, recipe.claim.convergence if recipe else None)
+            lines += convergence_section(results_dir, name, recipe.claim.convergence if recipe else None)
         else:
             table, rows = scarce_table(recipe, summaries)
-            sections += [table, ""]
+            lines += [table, ""]
             if recipe and recipe.claim.dba_accuracy is not None:
-                sections.append(
+                lines.append(
                     f"Paper: DBA {recipe.claim.dba_accuracy:.2f}%, {recipe.claim.error_reduction:.2f}% less error "
                     f"than SGD/Adam (implied baseline ≈ {recipe.claim.implied_baseline_accuracy:.2f}%). Trained on: {devices}."
                 )
-                sections += ["", verdict(recipe, summaries)]
-            pairs = headline_pairs(summaries)
-            glance += [glance_row(name, recipe, pair) for pair in pairs]
-            if pairs:
-                sections += ["", paired_section(recipe, pairs)]
-                extra = {pair.dba.method_name: paired_csv(pair) for pair in pairs}
-                rows = [{**row, **extra.get(row["method_name"], {})} for row in rows]
-        csv_rows += rows
+                lines += ["", verdict(recipe, summaries)]
+            found = comparisons_of(name, recipe, summaries, results_dir)
+            glance += found
+            if found:
+                lines += ["", None]  # the headline, once every p-value of the table is known
+        parts.append((lines, rows, found))
+    adjust(glance)  # Holm over every comparison of the table
+    csv_rows: list[dict] = []
+    for lines, rows, found in parts:
+        sections += [paired_section(found[0].recipe, found) if line is None else line for line in lines]
+        extra = {}
+        for comparison in found:
+            if comparison.comparator:
+                extra[comparison.dba.method_name] = paired_csv(comparison)
+        csv_rows += [{**row, **extra.get(row["method_name"], {})} for row in rows]
     sections[5:5] = glance_section(glance)  # after the introduction and the code versions
     table = pd.DataFrame(csv_rows)
     if "paired_n" in table:

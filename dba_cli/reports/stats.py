@@ -101,3 +101,49 @@ def ruled_out(difference: PairedDifference, digits: int = 2) -> str:
         f"The interval contains zero (no difference detected): an improvement larger than {high:.{digits}f} points, "
         f"or a loss larger than {-low:.{digits}f}, is ruled out at {level}."
     )
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN and is not counted).
+
+    The k-th smallest of m p-values is multiplied by (m - k + 1), the running
+    maximum taken so that adjusted values keep the order, and capped at 1.
+    Rejecting where the adjusted p is below 0.05 keeps the family-wise error
+    (any false "DBA better" or "DBA worse" among all of them) at 5%.
+    """
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m = len(indexed)
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for k, (p, i) in enumerate(indexed):
+        running = max(running, min(1.0, (m - k) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+@dataclass(frozen=True)
+class RankTest:
+    """A paired Wilcoxon signed-rank test of a − b: its p-value (two-sided) and the median of the differences."""
+
+    n: int
+    median: float
+    p_value: float
+
+
+def signed_rank(a: Sequence[float], b: Sequence[float]) -> RankTest:
+    """Wilcoxon's signed-rank test of paired values (scipy.stats.wilcoxon; zero differences dropped, Pratt would keep them).
+
+    Used where values are censored (a run that never reached a target counts
+    as the budget plus one epoch): ranks need only the order, which censoring
+    keeps, where a t interval would need the values themselves.
+    """
+    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    n = len(differences)
+    if n == 0:
+        return RankTest(0, math.nan, math.nan)
+    median = float(np.median(differences))
+    if n < 2 or np.all(differences == 0):
+        return RankTest(n, median, math.nan if n < 2 else 1.0)
+    from scipy import stats
+
+    return RankTest(n, median, float(stats.wilcoxon(differences).pvalue))

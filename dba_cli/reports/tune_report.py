@@ -1,7 +1,8 @@
-"""`dba tune`'s report: how the choice was made, what was chosen with its test accuracy, and every candidate.
+"""`dba tune`'s report: the search, what was chosen with its test accuracy, the sensitivity, and every candidate.
 
-Built from result files only (the tuning runs and the reruns of the choices),
-through the same plan and choice as the study (studies/tune.py).
+Built from result files only (the tuning runs, the reruns of the choices and
+the runners-up on the reported seeds), through the same plan and choice as
+the study (studies/tune.py).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from ..recipes.recipe import Recipe
 from ..results.reading import stored_results
 from ..settings.run import describe
 from ..studies import tune
-from ..studies.candidates import Scored, choose
-from .markdown import markdown_table, mean_std, number
+from ..studies.candidates import Scored, choose, ranked
+from .headline import comparator, paired, sensitivity
+from .markdown import interval, markdown_table, mean_std, number
 
 
 def describe_candidate(recipe: Recipe, entry: Scored) -> str:
@@ -24,58 +26,79 @@ def report_path(results_dir: Path, recipe: Recipe) -> Path:
     return Path(results_dir) / tune.GROUP / f"{recipe.name}.md"
 
 
+def validation_text(entry: Scored) -> str:
+    values = tune.val_accuracies(entry)
+    return f"{-entry.key[0]:.2f}" if values else "–"
+
+
 def tune_report(recipe: Recipe, results_dir: Path, command: str, smoke: bool = False) -> str:
-    """Markdown: how the choice was made, what was chosen with its test accuracy, and every candidate."""
+    """Markdown: how the choice was made, what was chosen with its test accuracy, the sensitivity, and every candidate."""
     spec = tune.tune_spec(recipe)
     scored = tune.score(recipe, results_dir, smoke)
     chosen = choose(scored)
     methods = tune.tuned_methods(chosen)
     reruns = tune.tuned_runs(recipe, methods, smoke=smoke)
     stored = stored_results(results_dir, [planned.key for planned in reruns])
-    finals: dict[str, list[float]] = {}
+    tuned: dict[str, list[dict]] = {}
     for planned in reruns:
         if planned.key in stored:
-            finals.setdefault(planned.method_name, []).append(stored[planned.key]["final_test_accuracy"])
+            tuned.setdefault(planned.method_name, []).append(stored[planned.key])
     seeds = tune.tuning_seeds(recipe, smoke)
-    sizes = {family: sum(1 for s in scored if s.candidate.family == family) for family in tune.FAMILIES}
     lines = [
         f"# Tuning: {recipe.name}",
         "",
-        f"Made by `{command}`; do not edit by hand. Every candidate trained on tuning seeds "
-        f"{seeds[0]}..{seeds[-1]} (not the reported seeds, so the reported runs use subset draws the choice never saw), "
-        f"ranked by final-epoch accuracy on a validation split of {spec.validation_size} training images outside the subset. "
-        f"The test set was not used for any choice. Grid sizes: SGD {sizes['sgd']}, Adam {sizes['adam']} "
-        f"({spec.lr_points} log-spaced learning rates each), DBA {sizes['dba']} "
-        f"({spec.lr_points} learning rates x {len(spec.dba_variants)} selection settings x {len(spec.dba_bases)} base optimizers).",
+        f"Made by `{command}`; do not edit by hand. Budget: {spec.budget_text().replace('tuning seeds', 'tuning seeds')}. "
+        "Every candidate trained on the tuning seeds (not the reported seeds, so the reported runs use subset draws the "
+        "choice never saw) and is ranked by its mean final-epoch accuracy on a validation split of "
+        f"{spec.validation_size} training images outside the subset; ties go to the higher worst seed, then to the "
+        "first in the recipe's grid. The test set was not used for any choice.",
         "",
         "## Chosen settings, reported on the test set",
         "",
     ]
-    chosen_rows = []
-    for family in tune.FAMILIES:
-        if family not in chosen:
-            continue
-        entry = chosen[family]
-        tests = finals.get(f"{family}-tuned", [])
-        config = recipe.config_for(entry.candidate.method, 0)
-        grid = spec.lr_grid(config.optimizer)
-        edge = " (lr at the edge of its grid: a wider lr_range might do better)" if len(grid) > 1 and config.lr in (grid[0], grid[-1]) else ""
-        chosen_rows.append([
-            f"{family}-tuned", describe_candidate(recipe, entry) + edge, number(-entry.key[0]),
-            mean_std(tests, empty="not run yet"), str(len(tests)),
-        ])
+    rows = []
+    for family, entry in chosen.items():
+        tests = [d["final_test_accuracy"] for d in tuned.get(f"{family}-tuned", [])]
+        rows.append([f"{family}-tuned", describe_candidate(recipe, entry), validation_text(entry),
+                     mean_std(tests, empty="not run yet"), str(len(tests))])
     lines.append(markdown_table(
-        ["method", "chosen setting", "validation accuracy % (tuning seeds)", "test accuracy % (reported seeds, mean ± std)", "n"],
-        chosen_rows, "llrrr",
+        ["method", "chosen setting", "validation % (tuning seeds, mean)", "test % (reported seeds, mean ± std)", "n"],
+        rows, "llrrr",
     ))
+    lines += sensitivity_section(recipe, results_dir, tuned, scored)
     every = []
-    order = {family: i for i, family in enumerate(tune.FAMILIES)}
-    for entry in sorted(scored, key=lambda s: (order.get(s.candidate.family, len(order)), s.key if s.documents else (float("inf"),), s.order)):
-        values = tune.val_accuracies(entry)
-        every.append([
-            entry.candidate.family, describe_candidate(recipe, entry), number(-entry.key[0]) if entry.documents else number(None),
-            ", ".join(f"{v:.2f}" for v in values) or "not run",
-        ])
-    lines += ["", "## Every candidate", "",
-              markdown_table(["method", "setting", "validation accuracy % (mean)", "per tuning seed"], every, "llrl")]
+    for family, entries in ranked(scored).items():
+        for position, entry in enumerate(entries, start=1):
+            every.append([family, str(position), describe_candidate(recipe, entry), validation_text(entry),
+                          ", ".join(f"{v:.2f}" for v in tune.val_accuracies(entry))])
+    missing = [entry for entry in scored if not entry.documents]
+    every += [[entry.candidate.family, "–", describe_candidate(recipe, entry), "–", "not run"] for entry in missing]
+    lines += ["", "## Every candidate, best first within its family", "",
+              markdown_table(["family", "rank", "setting", "validation % (mean)", "per tuning seed"], every, "lrlrl")]
     return "\n".join(lines) + "\n"
+
+
+def sensitivity_section(recipe: Recipe, results_dir: Path, tuned: dict[str, list[dict]], scored: list[Scored]) -> list[str]:
+    """The best `top` settings of each family on the reported seeds, and the headline for every pair of DBA's and the comparator's."""
+    dba = [name for name in tuned if tuned[name] and tuned[name][0]["config"]["method"] == "dba"]
+    baselines = {name: documents for name, documents in tuned.items() if name not in dba}
+    best = comparator(baselines)
+    lines = ["", f"## Sensitivity: each family's best {tune.tune_spec(recipe).top} settings on the reported seeds", ""]
+    if not dba or best is None:
+        return lines + ["Not run yet: needs the reruns of the tuned DBA and baselines."]
+    headline_seeds, headline = paired(tuned[dba[0]], baselines[best])
+    found = sensitivity(results_dir, recipe.name, (dba[0], tuned[dba[0]]), (best, baselines[best]))
+    lines.append(
+        f"The comparator is {best}, the tuned baseline with the higher mean validation accuracy on the reported seeds' "
+        f"validation splits. Headline: {dba[0]} − {best} = {number(headline.mean, suffix=' points', digits=2) if headline.n else '–'} "
+        f"(n = {headline.n}, 95% t interval {interval(headline.t_low, headline.t_high)}). Below, the same mean paired "
+        f"difference for each of DBA's best settings (rows) against each of {best.removesuffix('-tuned')}'s (columns), "
+        "ranked on the tuning seeds, each run on the same reported seeds (final test accuracy)."
+    )
+    if found is None:
+        return lines + ["", "The runners-up have not run on the reported seeds yet."]
+    ranks = range(1, found.ranks + 1)
+    rows = [[f"DBA #{i}", *[number(found.cells.get((i, j)), suffix="") for j in ranks]] for i in ranks]
+    lines += ["", markdown_table(["", *[f"{best.removesuffix('-tuned')} #{j}" for j in ranks]], rows, "l" + "r" * len(ranks)), "",
+              f"Range over these {len(found.cells)} pairs: **{found.low:+.2f} to {found.high:+.2f} points**."]
+    return lines

@@ -86,12 +86,16 @@ def config_error(
 
 
 def field_of_model_error(error: dict, model: type[BaseModel]) -> dict:
-    """A model validator's "field: problem" message as that field's error, so it is reported at the field's path."""
+    """A model validator's "field: problem" message as that field's error, so it is reported at the field's path.
+
+    (A validator of a whole model, top level or nested, can only raise at the model's own path.)
+    """
     message = error["msg"].removeprefix("Value error, ")
     match = re.match(r"([a-z_]+): ", message)
-    if error["loc"] or match is None or match.group(1) not in fields_of(model):
+    loc = tuple(error["loc"])
+    if match is None or match.group(1) not in known_fields(model, loc):
         return error
-    return {**error, "loc": (match.group(1),), "msg": message[match.end():], "type": "value_error", "input": {}}
+    return {**error, "loc": (*loc, match.group(1)), "msg": message[match.end():], "type": "value_error", "input": {}}
 
 
 def make_config(

@@ -15,7 +15,7 @@ from ..dba.config import DBAConfig
 from ..recipes.planned import PlannedRun, check_grid_size
 from ..recipes.recipe import Recipe, make_method
 from ..settings.evaluation import FINAL_ONLY
-from .tune import dba_label
+from .candidates import dba_label
 
 GROUP = "ablation"
 

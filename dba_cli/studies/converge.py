@@ -9,13 +9,14 @@ reported as such, never dropped. Accuracy is evaluated after every epoch, so
 a time to target is the first epoch's end at or above it: its resolution is
 one epoch.
 
-Fairness: every family (SGD, SGD with momentum, Adam, and DBA over each base
-optimizer with each selection setting) gets the same number of learning rates
-from its range (`convergence.lr_points`); DBA additionally searches its
-selection settings, which can only favour DBA. Candidates train on tuning
+Fairness: every family gets the same budget of settings (the recipe's
+`convergence:` section, a Search like `dba tune`'s). Candidates train on tuning
 seeds disjoint from the reported seeds and are ranked by the median steps to
-the last (hardest) target; the chosen setting of each family is rerun on the
-reported seeds (reports/converge_report.py compares them). The test set is
+the last (hardest) target, a run that never reaches it counted as slower than
+any that does; the chosen setting of each family runs on the reported seeds,
+and so do the runners-up up to `top`. The fastest baseline is the one fastest
+on the tuning seeds. reports/converge_report.py compares them, keeping every
+run that never reached a target (censored, not dropped). The test set is
 reported (final accuracy), never used to choose.
 """
 
@@ -25,39 +26,40 @@ import math
 from pathlib import Path
 
 from ..recipes.planned import PlannedRun
-from ..recipes.recipe import Recipe, make_method
+from ..recipes.recipe import Recipe
 from ..results.quantities import final_validation, median_steps
 from ..settings.evaluation import every_epoch
 from . import candidates
-from .candidates import Candidate, Scored
-from .tune import dba_label
+from .candidates import Candidate, Scored, ranked
 
 GROUP = "convergence"
 TUNING_GROUP = "convergence/tuning"
-FAMILIES = ("sgd", "sgd-momentum", "adam", "dba")
-BASELINES = ("sgd", "sgd-momentum", "adam")
 
 
 def convergence_spec(recipe: Recipe):
-    return recipe.section("convergence", "stating the targets, the epoch budget and the grids to tune")
+    return recipe.section("convergence", "stating the targets, the epoch budget and every family's grid")
 
 
 def grid(recipe: Recipe) -> list[Candidate]:
-    """Every family's grid, in a fixed order (the order breaks ties)."""
-    spec = convergence_spec(recipe)
+    """Every family's grid, in the recipe's order (the order breaks ties)."""
+    return candidates.search_grid(convergence_spec(recipe))
+
+
+def families(recipe: Recipe) -> list[str]:
+    return list(convergence_spec(recipe).families)
+
+
+def baselines(recipe: Recipe) -> list[str]:
+    """The families that do not train with DBA."""
     found = []
-    for family, optimizer, momentum in (("sgd", "sgd", 0.0), ("sgd-momentum", "sgd", spec.momentum), ("adam", "adam", 0.0)):
-        for lr in spec.lr_grid(family):
-            method = make_method("tuned-baseline", method=optimizer, lr=lr, momentum=momentum,
-                                 validation_size=spec.validation_size)
-            found.append(Candidate(family, f"lr-{lr:g}" + (f"-momentum-{momentum:g}" if momentum else ""), method))
-    for base in spec.dba_bases:
-        for settings in spec.dba_variants:
-            for lr in spec.lr_grid(base):
-                method = make_method("tuned", method="dba", base=base, lr=lr, dba=settings,
-                                     validation_size=spec.validation_size)
-                found.append(Candidate("dba", f"{dba_label(settings, base)}-lr-{lr:g}", method))
+    for candidate in grid(recipe):
+        if candidate.method.role != "tuned" and candidate.family not in found:
+            found.append(candidate.family)
     return found
+
+
+def dba_families(recipe: Recipe) -> list[str]:
+    return [family for family in families(recipe) if family not in baselines(recipe)]
 
 
 def budget(recipe: Recipe, smoke: bool) -> int:
@@ -66,7 +68,11 @@ def budget(recipe: Recipe, smoke: bool) -> int:
 
 def tuning_seeds(recipe: Recipe, smoke: bool = False) -> range:
     spec = convergence_spec(recipe)
-    return range(spec.first_seed, spec.first_seed + (recipe.smoke.seeds if smoke else spec.tuning_seeds))
+    return range(spec.first_seed, spec.first_seed + (recipe.smoke.seeds if smoke else spec.seeds))
+
+
+def reported_seeds(recipe: Recipe, smoke: bool = False) -> range:
+    return range(recipe.smoke.seeds if smoke else convergence_spec(recipe).reported_seeds)
 
 
 def tuning_runs(recipe: Recipe, smoke: bool = False) -> list[PlannedRun]:
@@ -92,16 +98,22 @@ def score(recipe: Recipe, results_dir: Path, smoke: bool = False) -> list[Scored
     return candidates.score(grid(recipe), tuning_runs(recipe, smoke), results_dir, rank_for(convergence_spec(recipe).targets))
 
 
-def reported_runs(recipe: Recipe, chosen: dict[str, Scored], smoke: bool = False) -> list[PlannedRun]:
-    """Each family's chosen setting on the reported seeds 0..N-1, as `<family>-tuned`."""
+def fastest_baseline(recipe: Recipe, chosen: dict[str, Scored]) -> str | None:
+    """The baseline family whose chosen setting ranks first on the tuning seeds (the same key that chose it)."""
+    found = [(chosen[family].key, index, family) for index, family in enumerate(baselines(recipe)) if family in chosen]
+    return min(found)[2] if found else None
+
+
+def reported_runs(recipe: Recipe, scored: list[Scored], smoke: bool = False) -> list[PlannedRun]:
+    """Each family's best `top` settings on the reported seeds 0..N-1: `<family>-tuned`, `<family>-top2`, ..."""
     spec = convergence_spec(recipe)
     epochs = budget(recipe, smoke)
     runs = []
-    for family in FAMILIES:
-        if family not in chosen:
-            continue
-        method = chosen[family].candidate.method
-        for seed in range(recipe.smoke.seeds if smoke else spec.seeds):
-            config = recipe.config_for(method, seed, smoke, label=f"converge {family}-tuned", epochs=epochs)
-            runs.append(PlannedRun(recipe.name, f"{family}-tuned", method.role, config, GROUP, evaluation=every_epoch(epochs)))
+    for family, entries in ranked(scored).items():
+        for rank_number, entry in enumerate(entries[: 1 if smoke else spec.top], start=1):
+            name = f"{family}-tuned" if rank_number == 1 else f"{family}-top{rank_number}"
+            method = entry.candidate.method
+            for seed in reported_seeds(recipe, smoke):
+                config = recipe.config_for(method, seed, smoke, label=f"converge {name}", epochs=epochs)
+                runs.append(PlannedRun(recipe.name, name, method.role, config, GROUP, evaluation=every_epoch(epochs)))
     return runs

@@ -1,60 +1,48 @@
 """`dba tune` as a plan: which runs choose every method's setting on a validation split, and how.
 
-The comparison a sceptical reviewer accepts gives every method the same
-learning-rate grid (the recipe's `tune:` section states its size and ranges);
-DBA additionally searches its selection settings, which can only favour DBA.
-Candidates train on tuning seeds disjoint from the reported seeds, so the
-reported runs use subsets the choice never saw, and are ranked by final-epoch
-validation accuracy (training images outside the subset). The test set is
-read only for the final report (reports/tune_report.py).
+The comparison a sceptical reviewer accepts gives every method family the same
+budget of settings (the recipe's `tune:` section, recipes/sections.py Search:
+SGD over learning rate, momentum, weight decay and batch size; Adam and AdamW
+over learning rate, weight decay and batch size; DBA over learning rate, base
+optimizer and selection rule). Candidates train on at least three tuning
+seeds, disjoint from the reported seeds, so the reported runs use subsets the
+choice never saw, and are ranked by their mean final-epoch validation
+accuracy (training images outside the subset); ties go to the higher worst
+seed, then to grid order. The test set is read only for the report
+(reports/tune_report.py). The best `top` settings of each family also run on
+the reported seeds: the report shows how much the headline moves between them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from pathlib import Path
 
 import yaml
 
 from ..recipes.planned import PlannedRun
-from ..recipes.recipe import Recipe, make_method, method_settings
+from ..recipes.recipe import Recipe, method_settings
 from ..settings.evaluation import FINAL_ONLY
 from . import candidates
-from .candidates import Candidate, Scored
+from .candidates import Candidate, Scored, dba_label, ranked
 
 GROUP = "tune"
-FAMILIES = ("sgd", "adam", "dba")  # each becomes a `<family>-tuned` method
+__all__ = ["dba_label"]  # the ablation's labels use the same format
 
 
 def tune_spec(recipe: Recipe):
-    return recipe.section("tune", "stating the learning-rate ranges and DBA's selection settings to search")
-
-
-def dba_label(settings, base: str) -> str:
-    """A short, readable, unique name for a DBA variant (also its folder name)."""
-    label = f"{base}-{settings.metric}-{settings.direction}-min{settings.min_size}-{settings.reduction}"
-    if settings.max_removals is not None:
-        label += f"-maxrm{settings.max_removals}"
-    return label + ("-unbiased" if settings.unbiased else "")
+    return recipe.section("tune", "stating every family's grid of settings and their common budget")
 
 
 def grid(recipe: Recipe) -> list[Candidate]:
-    """Every method's grid, in a fixed order (the order breaks ties)."""
-    tune = tune_spec(recipe)
-    found = []
-    for optimizer in ("sgd", "adam"):
-        for lr in tune.lr_grid(optimizer):
-            method = make_method("tuned-baseline", method=optimizer, lr=lr, validation_size=tune.validation_size)
-            found.append(Candidate(optimizer, f"lr-{lr:g}", method))
-    for base in tune.dba_bases:
-        for settings in tune.dba_variants:
-            for lr in tune.lr_grid(base):
-                method = make_method(
-                    "tuned", method="dba", base=base, lr=lr, dba=settings, validation_size=tune.validation_size
-                )
-                found.append(Candidate("dba", f"{dba_label(settings, base)}-lr-{lr:g}", method))
-    return found
+    """Every family's grid, in the recipe's order (the order breaks ties)."""
+    return candidates.search_grid(tune_spec(recipe))
+
+
+def families(recipe: Recipe) -> list[str]:
+    return list(tune_spec(recipe).families)
 
 
 def tuning_seeds(recipe: Recipe, smoke: bool = False) -> range:
@@ -67,14 +55,16 @@ def candidate_runs(recipe: Recipe, smoke: bool = False) -> list[PlannedRun]:
     return candidates.candidate_runs(recipe, grid(recipe), tuning_seeds(recipe, smoke), GROUP, FINAL_ONLY, smoke)
 
 
-def rank(documents: list[dict]) -> tuple:
-    """Highest mean final validation accuracy first."""
-    values = [d["final_val_accuracy"] for d in documents if d.get("final_val_accuracy") is not None]
-    return (-statistics.fmean(values),) if values else (float("inf"),)
-
-
 def val_accuracies(entry: Scored) -> list[float]:
     return [d["final_val_accuracy"] for d in entry.documents if d.get("final_val_accuracy") is not None]
+
+
+def rank(documents: list[dict]) -> tuple:
+    """Highest mean final validation accuracy first; on a tie, the higher worst seed."""
+    values = [d["final_val_accuracy"] for d in documents if d.get("final_val_accuracy") is not None]
+    if not values:
+        return (math.inf, math.inf)
+    return (-round(statistics.fmean(values), 6), -min(values))
 
 
 def score(recipe: Recipe, results_dir: Path, smoke: bool = False) -> list[Scored]:
@@ -84,7 +74,7 @@ def score(recipe: Recipe, results_dir: Path, smoke: bool = False) -> list[Scored
 
 def tuned_methods(chosen: dict[str, Scored]) -> dict[str, object]:
     """The chosen settings as recipe methods named `<family>-tuned`."""
-    return {f"{family}-tuned": chosen[family].candidate.method for family in FAMILIES if family in chosen}
+    return {f"{family}-tuned": entry.candidate.method for family, entry in chosen.items()}
 
 
 def tuned_runs(recipe: Recipe, methods: dict[str, object], seeds: int | None = None, smoke: bool = False) -> list[PlannedRun]:
@@ -107,6 +97,24 @@ def tuned_runs(recipe: Recipe, methods: dict[str, object], seeds: int | None = N
     return runs
 
 
+def runner_up_runs(recipe: Recipe, scored: list[Scored], smoke: bool = False) -> list[PlannedRun]:
+    """Each family's 2nd to `top`-th best settings on the reported seeds, final accuracy only (the sensitivity).
+
+    The best is the tuned method itself (`tuned_runs`); together they show how
+    the headline moves when a near-tied setting had won instead.
+    """
+    top = tune_spec(recipe).top
+    runs = []
+    for family, entries in ranked(scored).items():
+        for rank_number, entry in enumerate(entries[1:top], start=2):
+            name = f"{family}-top{rank_number}"
+            method = entry.candidate.method
+            for seed in range(recipe.seed_count(f"{family}-tuned", smoke)):
+                config = recipe.config_for(method, seed, smoke, label=f"tune {name}")
+                runs.append(PlannedRun(recipe.name, name, method.role, config, f"{GROUP}/{recipe.name}/top", evaluation=FINAL_ONLY))
+    return runs
+
+
 def recipe_differences(recipe: Recipe, methods: dict[str, object]) -> list[str]:
     """Where the recipe's `<family>-tuned` methods disagree with what tuning chose (missing or different)."""
     missing = [name for name in methods if name not in recipe.methods]
@@ -124,13 +132,13 @@ def chosen_yaml(recipe: Recipe, methods: dict[str, object], command: str, smoke:
     body = {}
     for name, method in methods.items():
         values = {"role": method.role, **method_settings(method)}
-        if "dba" in values:
+        if "dba" in values and not isinstance(values["dba"], dict):
             values["dba"] = dataclasses.asdict(values["dba"])
         body[name] = values
     seeds = tuning_seeds(recipe, smoke)
     header = (
-        f"# Chosen by `{command}` on a validation split (final-epoch validation accuracy,\n"
-        f"# tuning seeds {seeds[0]}..{seeds[-1]}); paste under the recipe's `methods:`\n"
+        f"# Chosen by `{command}` on a validation split (mean final-epoch validation accuracy over\n"
+        f"# tuning seeds {seeds[0]}..{seeds[-1]}; {tune_spec(recipe).budget_text()}); paste under the recipe's `methods:`\n"
         "# (keep any `seeds:` the recipe gives a method: how many seeds it runs is not part of its setting).\n"
     )
     return header + yaml.safe_dump(body, sort_keys=False)
