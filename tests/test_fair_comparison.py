@@ -162,7 +162,7 @@ def test_protocol_needs_tuned_methods_and_labels_diagnostics(tmp_path):
     for column in (3, 4):
         assert float(best[column].split()[0]) >= float(ours[column].split()[0]) - 1e-9
     assert not math.isnan(float(ours[3].split()[0]))
-    # "DBA − best baseline" needs a DBA method: without one it stays a dash.
+    # "DBA − comparator" needs a DBA method: without one it stays a dash.
     assert ours[5].strip() == "–"
 
 
@@ -178,7 +178,7 @@ def test_protocol_gap_is_the_paired_difference_with_its_t_interval(tmp_path):
     planned = default_runs(recipe)
     stored = stored_results(tmp_path / "r", [p.key for p in planned])
     final = {(p.method_name, p.config.seed): stored[p.key]["final_test_accuracy"] for p in planned}
-    d = [final["dba", seed] - final["sgd", seed] for seed in (0, 1)]  # sgd is the only baseline, so the best
+    d = [final["dba", seed] - final["sgd", seed] for seed in (0, 1)]  # sgd is the only baseline: the comparator
     mean = (d[0] + d[1]) / 2
     half = 12.706 * abs(d[0] - d[1]) / 2  # t(1 df) x sd / sqrt(2), and the sd of two values is |a - b| / sqrt(2)
     table = (tmp_path / "r" / "protocol.md").read_text()

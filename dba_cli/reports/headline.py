@@ -31,7 +31,12 @@ def mean_validation(documents: list[dict]) -> float | None:
 
 
 def comparator(baselines: dict[str, list[dict]]) -> str | None:
-    """The baseline with the higher mean final validation accuracy on its runs (first in order on a tie); None if none has one."""
+    """The baseline with the higher mean final validation accuracy on its runs (first in order on a tie).
+
+    A single baseline is the comparator without a choice; among several, None if none has a validation accuracy.
+    """
+    if len(baselines) == 1:
+        return next(iter(baselines))
     scored = [(mean_validation(documents), -index, name) for index, (name, documents) in enumerate(baselines.items())]
     scored = [entry for entry in scored if entry[0] is not None]
     return max(scored)[2] if scored else None
