@@ -130,12 +130,10 @@ class RichReporter:
             err.print(f"{len(skipped)} run(s) already finished, skipped.")
         self.eta = GridEta(todo)
         self.runs_left = len(todo)
+        if not todo:  # nothing to train: no bar (an empty one would read "1/1 ep")
+            return
         total = sum(planned.config.epochs for planned in todo)
-        self.overall = self.progress.add_task(
-            f"all: {len(todo)} run(s)", total=total or 1, status="", unit="ep", left=None
-        )
-        if not todo:
-            self.progress.update(self.overall, completed=1)
+        self.overall = self.progress.add_task(f"all: {len(todo)} run(s)", total=total, status="", unit="ep", left=None)
 
     def note(self, text: str) -> None:
         err.print(f"[cyan]note:[/] {escape(text)}", highlight=False)
