@@ -15,7 +15,7 @@ from ..settings.run import describe
 from ..studies import tune
 from ..studies.candidates import Scored, choose, ranked
 from .headline import comparator, paired, sensitivity
-from .markdown import interval, markdown_table, mean_std, number
+from .markdown import interval, markdown_table, mean_std
 
 
 def describe_candidate(recipe: Recipe, entry: Scored) -> str:
@@ -90,7 +90,7 @@ def sensitivity_section(recipe: Recipe, results_dir: Path, tuned: dict[str, list
     found = sensitivity(results_dir, recipe.name, (dba[0], tuned[dba[0]]), (best, baselines[best]))
     lines.append(
         f"The comparator is {best}, the tuned baseline with the higher mean validation accuracy on the reported seeds' "
-        f"validation splits. Headline: {dba[0]} − {best} = {number(headline.mean, suffix=' points', digits=2) if headline.n else '–'} "
+        f"validation splits. Headline: {dba[0]} − {best} = {f'{headline.mean:+.2f} points' if headline.n else '–'} "
         f"(n = {headline.n}, 95% t interval {interval(headline.t_low, headline.t_high)}). Below, the same mean paired "
         f"difference for each of DBA's best settings (rows) against each of {best.removesuffix('-tuned')}'s (columns), "
         "ranked on the tuning seeds, each run on the same reported seeds (final test accuracy)."
@@ -98,7 +98,7 @@ def sensitivity_section(recipe: Recipe, results_dir: Path, tuned: dict[str, list
     if found is None:
         return lines + ["", "The runners-up have not run on the reported seeds yet."]
     ranks = range(1, found.ranks + 1)
-    rows = [[f"DBA #{i}", *[number(found.cells.get((i, j)), suffix="") for j in ranks]] for i in ranks]
+    rows = [[f"DBA #{i}", *[f"{found.cells[i, j]:+.2f}" if (i, j) in found.cells else "–" for j in ranks]] for i in ranks]
     lines += ["", markdown_table(["", *[f"{best.removesuffix('-tuned')} #{j}" for j in ranks]], rows, "l" + "r" * len(ranks)), "",
               f"Range over these {len(found.cells)} pairs: **{found.low:+.2f} to {found.high:+.2f} points**."]
     return lines
