@@ -52,11 +52,11 @@ def mean_std(values: Sequence[float], digits: int = 2, empty: str = MISSING) -> 
     return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def number(value: float | None, digits: int = 2, suffix: str = "") -> str:
-    """A number with `digits` decimals and a suffix; the missing-value dash for None or NaN."""
+def number(value: float | None, digits: int = 2, suffix: str = "", signed: bool = False) -> str:
+    """A number with `digits` decimals and a suffix (and its sign, for a difference); the dash for None or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
-    return f"{value:.{digits}f}{suffix}"
+    return f"{value:{'+' if signed else ''}.{digits}f}{suffix}"
 
 
 def interval(low: float, high: float, digits: int = 2) -> str:

@@ -99,7 +99,7 @@ def scarce_table(recipe: Recipe | None, summaries: list[MethodSummary]) -> tuple
             ", ".join(f"{a:.2f}" for a in summary.seeds), f"{summary.error:.2f}",
             number(vs_sgd, suffix="%") + (claimed_reduction if vs_sgd is not None else ""),
             number(vs_adam, suffix="%") + (claimed_reduction if vs_adam is not None else ""),
-            paper_cell, number(None if paper is None else summary.mean - paper, suffix=" pts"),
+            paper_cell, number(None if paper is None else summary.mean - paper, suffix=" pts", signed=True),
         ])
         rows.append(
             {
