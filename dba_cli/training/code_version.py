@@ -9,7 +9,7 @@ evaluation, the decoding and standardisation of the data, subsets, the
 models, seeding and checkpoints. Anything else (tables, the CLI, the runners,
 where data files are found, benchmarks) can be moved or edited and results
 stay current. Editing a listed file, even its comments, makes them stale (we
-cannot tell a harmless edit from a harmful one). tests/test_code_version.py
+cannot tell a harmless edit from a harmful one). tests/test_architecture.py
 checks that every module `training.train` imports is either listed or known
 not to change a number. Torch-free.
 """
