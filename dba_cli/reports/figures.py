@@ -66,7 +66,7 @@ PAPER_STYLE = {
     "pdf.fonttype": 42,  # TrueType, not Type 3: journals' PDF checks reject Type 3 fonts
 }
 FORMATS = ("pdf", "png")
-FAMILIES = {"sgd": "SGD", "adam": "Adam", "dba": "DBA"}  # config method -> panel
+FAMILIES = {"sgd": "SGD", "adam": "Adam", "adamw": "Adam", "dba": "DBA"}  # config method -> panel (AdamW is Adam's family)
 # Line style by role within a family's panel: untuned solid, tuned dashed, the literal DBA dotted.
 ROLE_STYLES = {"baseline": "-", "chosen": "-", "tuned-baseline": "--", "tuned": "--", "literal": ":"}
 # (line style, width) per layer: a thick solid line under a thinner dashed one keeps identical curves both visible.
@@ -249,7 +249,7 @@ def accuracy_figure(recipe: str, runs: Runs, colours: dict[str, str]) -> Figure:
     by_family: dict[str, list[str]] = defaultdict(list)
     for name, documents in runs.items():
         by_family[family(documents)].append(name)
-    known = list(FAMILIES.values())  # SGD, Adam, DBA, whatever the method names; other methods after
+    known = list(dict.fromkeys(FAMILIES.values()))  # SGD, Adam, DBA, whatever the method names; other methods after
     panels = dict(sorted(by_family.items(), key=lambda item: known.index(item[0]) if item[0] in known else len(known)))
     fig = Figure(figsize=(WIDTH, 3.1), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
