@@ -124,6 +124,23 @@ def test_tune_chooses_by_validation_and_its_yaml_reproduces_the_reruns(tmp_path)
     assert again.exit_code == 0, again.output
     assert "0 run(s) done, 6 already finished" in again.output
     assert read_result(results / "tiny" / "dba-tuned" / "seed-1.json")["config"] == rerun["config"]
+    # Every row of the at-a-glance table, not only the comparator's, gives its sensitivity: the mean paired
+    # difference for each pair of DBA's and that baseline's 2 best settings (4 pairs), recomputed here from the files.
+    table = runner.invoke(app, ["table", "--results", str(results)])
+    assert table.exit_code == 0, table.output
+    glance = [line for line in (results / "paper-tables.md").read_text().splitlines() if line.startswith("| tiny |")]
+    assert len(glance) == 2, glance
+
+    def accuracies(folder):  # by seed: the recipe's 2 reported seeds
+        return [read_result(folder / f"seed-{seed}.json")["final_test_accuracy"] for seed in range(2)]
+
+    top = results / "tune" / "tiny" / "top" / "tiny"
+    dba = [accuracies(results / "tiny" / "dba-tuned"), accuracies(top / "dba-top2")]
+    for row in glance:
+        family = "sgd" if "| sgd-tuned " in row else "adam"
+        base = [accuracies(results / "tiny" / f"{family}-tuned"), accuracies(top / f"{family}-top2")]
+        means = [sum(a - b for a, b in zip(d, b_)) / 2 for d in dba for b_ in base]
+        assert row.rstrip(" |").endswith(f"{min(means):+.2f} to {max(means):+.2f} (4 pairs)"), (family, row, means)
 
 
 def test_ablation_runs_the_full_grid_and_ranks_by_validation(tmp_path):
