@@ -128,6 +128,11 @@ def idx_size(spec: IdxFile) -> int:
     return 4 + 4 * len(spec.shape) + count
 
 
+def replace_hint(dataset: DatasetSpec) -> str:
+    """The advice every error about a damaged or foreign data file ends with."""
+    return f"Fix: replace it with the canonical file, {unset_hint(dataset)}."
+
+
 def read_content(path: Path, spec: IdxFile, dataset: DatasetSpec = DATASET_SPECS["mnist"]) -> bytes:
     """The uncompressed bytes of a raw or gzip IDX file, never more than the canonical file holds.
 
@@ -139,14 +144,21 @@ def read_content(path: Path, spec: IdxFile, dataset: DatasetSpec = DATASET_SPECS
     (`verify`). A FIFO, a device or a folder is refused without being opened for long.
     """
     expected = idx_size(spec)
-    fix = f"Fix: replace it with the canonical file, {unset_hint(dataset)}."
+    fix = replace_hint(dataset)
     try:
         data = read_bounded(path, expected + GZIP_SLACK)
     except UnreadableFile as exc:
         raise DataError(f"{dataset.title} file {path} is not the canonical {spec.stem}: {exc.reason}. {fix}") from None
     except OSError as exc:
         raise DataError(f"{dataset.title} file {path} could not be read ({exc.strerror or exc}). {fix}") from None
+    return content_of(data, path, spec, dataset)
+
+
+def content_of(data: bytes, path: Path, spec: IdxFile, dataset: DatasetSpec) -> bytes:
+    """The uncompressed content of the bytes `data` read from `path` (raw or gzip), checked against the canonical size."""
+    expected = idx_size(spec)
     if data[:2] != GZIP_MAGIC:
+        fix = replace_hint(dataset)
         if len(data) != expected:
             raise DataError(
                 f"{dataset.title} file {path} holds {len(data):,} bytes; the canonical {spec.stem} holds exactly "
@@ -158,7 +170,7 @@ def read_content(path: Path, spec: IdxFile, dataset: DatasetSpec = DATASET_SPECS
 
 def decompress_bounded(data: bytes, expected: int, path: Path, spec: IdxFile, dataset: DatasetSpec) -> bytes:
     """A gzip file's content, decompressed in steps that never yield more than `expected` + 1 bytes in all."""
-    fix = f"Fix: replace it with the canonical file, {unset_hint(dataset)}."
+    fix = replace_hint(dataset)
     decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
     out = bytearray()
     pending = data
@@ -185,7 +197,7 @@ def verify(content: bytes, spec: IdxFile, path: Path, dataset: DatasetSpec = DAT
         raise DataError(
             f"{dataset.title} file {path} failed its checksum: the MD5 of its uncompressed content is {actual}, "
             f"expected {spec.md5}. It is corrupted, truncated or not the canonical {dataset.title} {spec.stem}. "
-            + (fix if fix is not None else f"Fix: replace it with the canonical file, {unset_hint(dataset)}.")
+            + (fix if fix is not None else replace_hint(dataset))
         )
 
 
@@ -219,7 +231,8 @@ def load_verified(
         except (UnreadableFile, OSError):
             pass
         cached.unlink(missing_ok=True)  # missing or damaged: rebuilt from the source below
-    content = read_content(path, spec, dataset)
+    # the file already read (not read twice), or read_content's one-line error saying what is wrong with it
+    content = content_of(source, path, spec, dataset) if source is not None else read_content(path, spec, dataset)
     verify(content, spec, path, dataset)
     if cached is not None:
         write_cache(cached, content)

@@ -8,8 +8,8 @@ table are one family of tests: their p-values are adjusted together (Holm),
 and "DBA better" or "DBA worse" is written only where the adjusted p is below
 0.05; anything else is "no difference shown", with its interval. The
 comparator of a recipe (its headline) is the tuned baseline with the higher
-validation accuracy (reports/headline.py), never chosen on the test set. Its
-sensitivity: the headline recomputed with each family's runners-up from
+validation accuracy (reports/headline.py), never chosen on the test set.
+Every comparison's sensitivity: recomputed with each family's runners-up from
 `dba tune`.
 """
 

@@ -5,7 +5,7 @@ accuracy on the reported seeds (each seed's validation split; never the test
 set). The difference is paired by seed (same seed, same subset and initial
 weights). The sensitivity: each family's runners-up from `dba tune` (its 2nd
 and 3rd best settings on the tuning seeds) also ran on the reported seeds, and
-the headline is recomputed for every pair of DBA's and the comparator's top
+a comparison is recomputed for every pair of DBA's and that baseline's top
 settings: the range shows whether the verdict hangs on one near tie.
 """
 
@@ -49,9 +49,9 @@ def paired(dba: list[dict], baseline: list[dict]) -> tuple[list[int], PairedDiff
 
 @dataclass(frozen=True)
 class Sensitivity:
-    """Mean paired difference (DBA's k-th best minus the comparator's j-th best) for every pair that ran; their range."""
+    """Mean paired difference (DBA's k-th best minus the baseline's j-th best) for every pair that ran; their range."""
 
-    cells: dict[tuple[int, int], float]  # (DBA's rank, the comparator's rank) -> mean difference, points
+    cells: dict[tuple[int, int], float]  # (DBA's rank, the baseline's rank) -> mean difference, points
 
     @property
     def low(self) -> float:
@@ -78,7 +78,7 @@ def ranked_runs(results_dir: Path, recipe: str, family: str, tuned: list[dict]) 
 
 
 def sensitivity(results_dir: Path, recipe: str, dba: tuple[str, list[dict]], base: tuple[str, list[dict]]) -> Sensitivity | None:
-    """The headline for every pair of DBA's and the comparator's top settings (families named by their `-tuned` runs)."""
+    """DBA minus a baseline for every pair of their top settings (families named by their `-tuned` runs)."""
     dba_runs = ranked_runs(results_dir, recipe, dba[0].removesuffix("-tuned"), dba[1])
     base_runs = ranked_runs(results_dir, recipe, base[0].removesuffix("-tuned"), base[1])
     cells = {}

@@ -47,7 +47,7 @@ def tune_report(recipe: Recipe, results_dir: Path, command: str, smoke: bool = F
     lines = [
         f"# Tuning: {recipe.name}",
         "",
-        f"Made by `{command}`; do not edit by hand. Budget: {spec.budget_text().replace('tuning seeds', 'tuning seeds')}. "
+        f"Made by `{command}`; do not edit by hand. Budget: {spec.budget_text()}. "
         "Every candidate trained on the tuning seeds (not the reported seeds, so the reported runs use subset draws the "
         "choice never saw) and is ranked by its mean final-epoch accuracy on a validation split of "
         f"{spec.validation_size} training images outside the subset; ties go to the higher worst seed, then to the "
@@ -86,7 +86,7 @@ def sensitivity_section(recipe: Recipe, results_dir: Path, tuned: dict[str, list
     lines = ["", f"## Sensitivity: each family's best {tune.tune_spec(recipe).top} settings on the reported seeds", ""]
     if not dba or best is None:
         return lines + ["Not run yet: needs the reruns of the tuned DBA and baselines."]
-    headline_seeds, headline = paired(tuned[dba[0]], baselines[best])
+    _, headline = paired(tuned[dba[0]], baselines[best])
     found = sensitivity(results_dir, recipe.name, (dba[0], tuned[dba[0]]), (best, baselines[best]))
     lines.append(
         f"The comparator is {best}, the tuned baseline with the higher mean validation accuracy on the reported seeds' "

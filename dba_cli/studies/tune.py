@@ -26,10 +26,9 @@ from ..recipes.planned import PlannedRun
 from ..recipes.recipe import Recipe, method_settings
 from ..settings.evaluation import FINAL_ONLY
 from . import candidates
-from .candidates import Candidate, Scored, dba_label, ranked
+from .candidates import Candidate, Scored, ranked
 
 GROUP = "tune"
-__all__ = ["dba_label"]  # the ablation's labels use the same format
 
 
 def tune_spec(recipe: Recipe):
