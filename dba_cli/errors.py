@@ -37,3 +37,24 @@ class UnreadableFile(DBAError, ValueError):
         self.path = path
         self.reason = reason
         self.too_large = too_large  # over the size such a file can have (the rest: wrong kind, nesting, a link out)
+
+
+def printable(text: str) -> str:
+    """`text` with every control or non-printable character written as its escape (`\\x1b`, `\\n`, `\\x00`, `\\u200b`).
+
+    The one helper behind every line dba prints that may quote its input (a
+    recipe path, a key, a file's content): a recipe holding ESC sequences must
+    not clear the screen or retitle the window, and a newline or NUL must not
+    split or hide the line. Printable text, non-ASCII letters included, is kept as it is.
+    """
+    if text.isprintable():
+        return text
+    return "".join(character if character.isprintable() else escaped(character) for character in text)
+
+
+def escaped(character: str) -> str:
+    code = ord(character)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if character in named:
+        return named[character]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

@@ -58,7 +58,7 @@ class OneLineErrors(TyperGroup):
                 raise
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            message = " ".join(exc.format_message().split())
+            message = " ".join(exc.format_message().split())  # err escapes the control characters left in a value
             err.print(f"error: {message}{hint}", highlight=False, soft_wrap=True, markup=False)
             sys.exit(exc.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
@@ -70,7 +70,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except DBAError as exc:
-        message = " ".join(str(exc).splitlines())  # one line, whatever a file's contents put in it
+        message = str(exc)  # one line: err escapes any newline or control character it quotes (errors.printable)
         err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     except KeyboardInterrupt:

@@ -16,9 +16,22 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.table import Column
 from rich.text import Text
 
+from ..errors import printable
 from .eta import GridEta
 
-err = Console(stderr=True, soft_wrap=True)
+
+class SafeConsole(Console):
+    """A console that never passes a control character of its text on to the terminal (errors.printable).
+
+    Every message goes through here, and many quote input (paths, keys, names read
+    from files); Rich's own drawing (progress bars, colours) is not text and is untouched.
+    """
+
+    def print(self, *objects, **options) -> None:
+        super().print(*(printable(item) if isinstance(item, str) else item for item in objects), **options)
+
+
+err = SafeConsole(stderr=True, soft_wrap=True)
 
 
 def clock(seconds: float | None) -> str:
