@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 from .errors import ConfigError, ResultsNotWritable, UnreadableFile
 
 MAX_JSON_DEPTH = 32  # a result file nests 4 levels deep
+MAX_JSON_INT_DIGITS = 30  # a result file's largest integers are seeds (10 digits)
 KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
 
@@ -45,6 +46,7 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], create_p
     a typo in its folder is an error, never a new folder tree.
     """
     path = Path(path)
+    refuse_special(path)
     if create_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -54,10 +56,31 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], create_p
             handle.flush()
             os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
+        refuse_special(path)  # again: a device or FIFO may have been put there while the file was written
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def refuse_special(path: Path) -> None:
+    """ResultsNotWritable if `path` is a device, FIFO, socket or folder: a rename would replace it (as root, /dev/null).
+
+    A regular file, a link (replaced by the rename, never written through) or
+    a new name are fine. Checked before a write and right before its rename.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise ResultsNotWritable(f"cannot write {path}: {exc.strerror or exc}.") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise ResultsNotWritable(
+            f"{path} is {KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not a regular file; dba writes regular "
+            "files only and never replaces anything else. Fix: name a new or regular file (to discard a result, "
+            "write it to a scratch folder and delete that)."
+        )
 
 
 def write_text_atomic(path: str | Path, text: str, create_parents: bool = True) -> None:
@@ -116,6 +139,10 @@ def check_output_file(path: str | Path) -> Path:
         raise ResultsNotWritable(f"--output: the path is longer than this system allows. {fix}")
     if path.is_dir():
         raise ResultsNotWritable(f"--output {path} is a folder, not a file. {fix}")
+    try:
+        refuse_special(path)
+    except ResultsNotWritable as exc:
+        raise ResultsNotWritable(f"--output {exc}") from None
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         raise ResultsNotWritable(f"--output {path}: folder {folder} {what}; dba creates no folders for --output. {fix}")
@@ -215,14 +242,21 @@ def load_json(path: str | Path, max_bytes: int, inside: str | Path | None = None
     """A JSON document read with `read_bounded`, nested at most `max_depth` levels; UnreadableFile otherwise."""
     data = read_bounded(path, max_bytes, inside)
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = json.loads(data.decode("utf-8"), parse_int=bounded_int)
     except RecursionError:
         raise UnreadableFile(path, f"nested more than {max_depth} levels deep") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError, bounded_int's
         raise UnreadableFile(path, f"not valid JSON ({exc})") from None
     if depth(document, max_depth) > max_depth:
         raise UnreadableFile(path, f"nested more than {max_depth} levels deep")
     return document
+
+
+def bounded_int(text: str) -> int:
+    """JSON's integers, at most MAX_JSON_INT_DIGITS digits: Python's own limit (4,300) would be an anonymous ValueError."""
+    if len(text) > MAX_JSON_INT_DIGITS + 1:
+        raise ValueError(f"a whole number of {len(text.lstrip('-')):,} digits is too large for any field")
+    return int(text)
 
 
 def depth(value: Any, limit: int) -> int:

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..files import path_problem
 from ..settings import environment
 from ..settings.run import RunConfig, field_extra
-from ..settings.validation import fields_of
+from ..settings.validation import excerpt, fields_of, whole_number
 from ..training.devices import DEVICE_HELP
 THREADS_HELP = (
     "torch threads per run. Results are identical only at the same thread count (it is recorded in each "
@@ -176,9 +176,10 @@ def split_names(text: str | None) -> list[str] | None:
 def parse_ints(text: str, option: str) -> list[int]:
     """--hidden / --channels / --batch-sizes: comma-separated whole numbers."""
     try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"{option}: {text!r} must be comma-separated whole numbers, e.g. 512 or 512,256.") from None
+        return [whole_number(part) for part in text.split(",")]
+    except ValueError as exc:
+        reason = f" ({exc})" if str(exc).startswith("too large") else ""
+        raise ConfigError(f"{option}: {excerpt(text)} must be comma-separated whole numbers, e.g. 512 or 512,256{reason}.") from None
 
 
 # --- `dba run`: an option per RunConfig field, and per DBAConfig field ---

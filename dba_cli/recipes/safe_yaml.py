@@ -25,7 +25,7 @@ import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import ScalarNode
 
-from ..settings.validation import cut, excerpt
+from ..settings.validation import MAX_INT_DIGITS, cut, excerpt
 from ..errors import ConfigError, UnreadableFile
 from ..files import read_bounded
 
@@ -115,10 +115,21 @@ class BoundedLoader(yaml.SafeLoader):
             first_line[key] = line
         return node
 
+    def construct_yaml_int(self, node):
+        """An integer, its digits counted before Python converts it (which refuses more than 4,300 of them)."""
+        digits = sum(character.isdigit() for character in str(node.value))
+        if digits > MAX_INT_DIGITS:
+            raise LimitError(f"a whole number of {digits:,} digits{line_of(node.start_mark)} is too large "
+                             f"(at most {MAX_INT_DIGITS} digits; every bound of a recipe has fewer)", node.start_mark)
+        return super().construct_yaml_int(node)
+
     def compose_document(self):
         node = super().compose_document()
         self.sizes.clear()
         return node
+
+
+BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_yaml_int)
 
 
 def load_yaml_file(path: Path) -> Any:

@@ -30,8 +30,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Training runs in float32: a float setting above its largest finite value (a learning rate of 1e39) would
+# overflow inside torch. Integers are bounded by their digits before Python converts them (it refuses strings
+# of more than 4,300 digits, and every integer bound here has fewer than 20).
+FLOAT32_MAX = 3.4028234663852886e38
+MAX_INT_DIGITS = 30
+
+
 def number(value: Any) -> Any:
-    """Accept ints, floats and numeric text (YAML 1.1 reads `1e-3` as text); never booleans or NaN."""
+    """Accept ints, floats and numeric text (YAML 1.1 reads `1e-3` as text) that float32 can hold; never booleans or NaN."""
     if isinstance(value, bool):
         raise ValueError("must be a number, not true/false")
     if isinstance(value, str):
@@ -39,9 +46,26 @@ def number(value: Any) -> Any:
             value = float(value)
         except ValueError:
             raise ValueError(f"must be a number, got {excerpt(value)}") from None
+    if isinstance(value, int) and too_many_digits(value):
+        raise ValueError(f"is too large: a whole number of more than {MAX_INT_DIGITS} digits")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("must be a finite number")
+    if isinstance(value, (int, float)) and abs(value) > FLOAT32_MAX:
+        raise ValueError(f"is too large: training computes in float32, which holds at most {FLOAT32_MAX:.7g}")
     return value
+
+
+def too_many_digits(value: int) -> bool:
+    """More than MAX_INT_DIGITS decimal digits (measured without converting to text, which Python limits)."""
+    return abs(value) >= 10**MAX_INT_DIGITS
+
+
+def whole_number(text: str) -> int:
+    """`int(text)` for text a user typed, with its digits bounded first: ValueError "too large" or "not a whole number"."""
+    digits = sum(character.isdigit() for character in text)
+    if digits > MAX_INT_DIGITS:
+        raise ValueError(f"too large: {digits:,} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
 
 
 Int = Annotated[int, Field(strict=True)]
