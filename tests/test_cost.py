@@ -1,7 +1,6 @@
 """results/cost.md: CPU-minutes per recipe and phase, summed from real result files wherever each phase keeps them."""
 
 import json
-import shutil
 
 import pytest
 
@@ -25,8 +24,15 @@ PLACES = {
 
 
 def place(source, results, relative, train_seconds, eval_seconds, threads, recipe="tiny"):
+    """A copy of a real result at `relative`, saying what its place says (recipe, method, seed), with these seconds."""
     document = read_result(source)
     document.update(train_seconds=train_seconds, eval_seconds=eval_seconds, threads=threads, recipe=recipe)
+    parts = relative.split("/")
+    if parts[-1].startswith("seed-"):
+        seed = int(parts[-1].removeprefix("seed-").removesuffix(".json"))
+        start = len(parts) - 1 - parts[::-1].index(recipe)
+        document.update(seed=seed, method_name="/".join(parts[start + 1:-1]))
+        document["config"] = {**document["config"], "seed": seed}
     target = results / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(encode_result(document))
@@ -63,7 +69,7 @@ def test_a_tuning_runner_up_is_not_counted_twice_and_damaged_files_are_skipped(t
     execute_runs(runs, tmp_path / "made")
     results = tmp_path / "results"
     place(tmp_path / "made" / "tiny" / "sgd" / "seed-0.json", results, PLACES["tune-top"], 120.0, 0.0, 1)
-    shutil.copy(results / PLACES["tune-top"], results / "tune" / "tiny" / "top" / "tiny" / "sgd-top2" / "seed-1.json")
+    place(tmp_path / "made" / "tiny" / "sgd" / "seed-0.json", results, "tune/tiny/top/tiny/sgd-top2/seed-1.json", 120.0, 0.0, 1)
     (results / "tune" / "tiny" / "top" / "tiny" / "sgd-top2" / "seed-2.json").write_text("{not a result")
     with pytest.warns(UserWarning, match="seed-2.json: unreadable"):
         markdown = cost_markdown(results)

@@ -18,6 +18,7 @@ from dba_cli.studies.protocol import protocol_runs
 from dba_cli.training.train import train
 from dba_cli.studies.tune import candidate_runs, tuned_runs
 
+from tests.synthetic_results import complete
 from tests.test_recipes import TINY, write
 
 CPU = torch.device("cpu")
@@ -166,11 +167,11 @@ def sparse_document(method_name, seed, accuracies):
          "train_seconds": 2.0, "eval_seconds": 0.0 if a is None else 0.5, "kept": None}
         for i, a in enumerate(accuracies)
     ]
-    return {
-        "recipe": "mnist-full", "method_name": method_name, "role": "baseline", "seed": seed, "status": "finished",
-        "config": {"method": "sgd", "hidden": [512], "batch_size": 64, "epochs": len(accuracies)},
-        "history": history, "final_test_accuracy": accuracies[-1], "device": "cpu", "subset_size": 60000,
-    }
+    return complete({
+        "recipe": "mnist-full", "method_name": method_name, "role": "baseline", "seed": seed,
+        "config": {"method": "sgd", "data": "full", "hidden": [512], "batch_size": 64, "epochs": len(accuracies)},
+        "history": history, "final_test_accuracy": accuracies[-1], "subset_size": 60000,
+    })
 
 
 def test_tables_figures_and_protocol_read_histories_with_unevaluated_epochs(tmp_path):

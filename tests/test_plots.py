@@ -8,6 +8,7 @@ import pytest
 
 from dba_cli.reports.figures import make_figures
 from dba_cli.results.format import encode_result
+from tests.synthetic_results import complete
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ROLES = {"sgd": "baseline", "adam": "baseline", "dba-literal": "literal", "dba": "chosen"}
@@ -32,17 +33,15 @@ def write_run(results_dir, recipe, method_name, seed, epochs=3, batch_size=50):
                 "kept": kept,
             }
         )
-    document = {
+    document = complete({
         "recipe": recipe,
         "method_name": method_name,
         "role": ROLES[method_name],
         "seed": seed,
-        "status": "finished",
-        "config": {"method": "dba" if dba else method_name, "batch_size": batch_size, "epochs": epochs, "seed": seed,
-                   "hidden": [512]},
+        "config": {"method": "dba" if dba else method_name, "batch_size": batch_size, "epochs": epochs},
         "history": history,
         "final_test_accuracy": history[-1]["test_accuracy"],
-    }
+    })
     path = results_dir / recipe / method_name / f"seed-{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(encode_result(document), encoding="utf-8")

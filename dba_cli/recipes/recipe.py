@@ -20,6 +20,7 @@ from pydantic import Field, PrivateAttr, ValidationError, create_model
 from ..errors import ConfigError
 from ..settings.evaluation import DEFAULT_SCHEDULE, EvaluationSchedule
 from ..settings.names import SafeName
+from ..settings.roles import RECIPE_ROLES
 from ..settings.run import RunConfig, fields_in
 from ..settings.validation import Float, Int, Strict, config_error, make_config
 from .planned import MAX_SEEDS, PlannedRun, check_grid_size
@@ -27,7 +28,7 @@ from .sections import AblationSpec, Claim, ConvergenceSpec, ProtocolSpec, SmokeS
 
 # How tables show a method: an untuned baseline, DBA as the abstract reads, DBA as the
 # recipe chose it by hand, or a setting chosen by `dba tune` on the validation split.
-ROLES = ("baseline", "literal", "chosen", "tuned-baseline", "tuned")
+ROLES = RECIPE_ROLES  # settings/roles.py
 MODEL_FIELDS = tuple(fields_in("model"))
 TRAINING_FIELDS = tuple(fields_in("training"))
 TOP_FIELDS = tuple(fields_in("data"))  # dataset, data: at the recipe's top level

@@ -13,11 +13,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..files import load_json, resolve_inside
+from ..settings.validation import excerpt
 from .format import SCHEMA_VERSION, digest, history_records
+from .schema import check_document
 
 # A result file is about 10 KB (a 300-epoch run with evaluations, 30 KB); `dba run --output` adds the subset's
 # indices (full MNIST: about 0.5 MB). Anything larger is not a result file.
 MAX_RESULT_BYTES = 4 * 2**20
+REQUIRED = ("status", "config", "history", "final_test_accuracy", "recipe", "method_name")
+
 
 def read_result(path: Path, inside: Path | None = None) -> dict | None:
     """The finished result stored at `path`, in memory shape; None if there is none; ValueError if it is damaged.
@@ -25,60 +29,36 @@ def read_result(path: Path, inside: Path | None = None) -> dict | None:
     The file is read with bounds (files.load_json): a FIFO, a device, a link out
     of `inside` (the results folder), a file over MAX_RESULT_BYTES or nested
     too deep is "unreadable", a ValueError like any damage: skipped by tables,
-    redone by the planner. A file whose digest does not match (edited by hand)
-    is returned with `_edited` set: `format.code_label` calls it stale, never current.
+    redone by the planner. Its content is then checked against the schema
+    (schema.py: every field's type and range, the config as a run setting,
+    the folders it lies in), so no report ever meets a value dba could not
+    have written. A file whose digest does not match (edited by hand, but
+    valid) is returned with `_edited` set: `format.code_label` calls it
+    stale, never current, and tables name it.
     """
     try:
         document = load_json(path, MAX_RESULT_BYTES, inside)
     except FileNotFoundError:
         return None
-    required = ("status", "config", "history", "final_test_accuracy", "recipe", "method_name")
-    if not isinstance(document, dict) or any(key not in document for key in required):
+    if not isinstance(document, dict) or any(key not in document for key in REQUIRED):
         raise ValueError(f"{path}: not a dba result file (missing keys)")
     if document["status"] != "finished":
-        raise ValueError(f"{path}: status {document['status']!r}, not finished")
+        raise ValueError(f"{path}: status {excerpt(document['status'])}, not finished")
     if document.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema {document.get('schema_version')!r}, not {SCHEMA_VERSION}; made by an old dba?")
-    document["_edited"] = document.get("digest") != digest(document)
-    if not isinstance(document["history"], dict):
-        raise ValueError(f"{path}: not a valid result file (history is not a set of columns); edited by hand?")
+        raise ValueError(f"{path}: schema {excerpt(document.get('schema_version'))}, not {SCHEMA_VERSION}; made by an old dba?")
     try:
+        check_document(document, path, inside)
+        edited = document.get("digest") != digest(document)
         document["history"] = history_records(document["history"])
     except ValueError as exc:
         raise ValueError(f"{path}: not a valid result file ({exc}); edited by hand?") from None
-    problem = shape_problem(document)
-    if problem:
-        raise ValueError(f"{path}: not a valid result file ({problem}); edited by hand?")
+    document["_edited"] = edited
     return document
 
 
 def is_number(value) -> bool:
+    """A finite int or float, never a bool: what a report may do arithmetic with."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def shape_problem(document: dict) -> str | None:
-    """What is wrong with a result document's values, or None: tables must never crash on a hand-edited file."""
-    if not isinstance(document["config"], dict):
-        return "config is not a mapping"
-    for key in ("recipe", "method_name"):
-        if not isinstance(document[key], str) or not document[key]:
-            return f"{key} is not a name"
-    if not is_number(document["final_test_accuracy"]) or not 0 <= document["final_test_accuracy"] <= 100:
-        return "final_test_accuracy is not a percentage"
-    if not isinstance(document.get("seed"), int) or isinstance(document.get("seed"), bool):
-        return "seed is not an integer"
-    history = document["history"]
-    if not isinstance(history, list) or not history:
-        return "history is not a non-empty list"
-    for record in history:
-        if not isinstance(record, dict):
-            return "a history entry is not a mapping"
-        if not is_number(record.get("train_seconds")) or not isinstance(record.get("epoch"), int):
-            return "a history entry lacks epoch or train_seconds"
-        accuracy = record.get("test_accuracy")
-        if accuracy is not None and not is_number(accuracy):
-            return "a history entry has a non-numeric test_accuracy"
-    return None
 
 
 def finished_results(results_dir: Path, pattern: str = "*/*/seed-*.json") -> Iterator[tuple[Path, dict]]:
