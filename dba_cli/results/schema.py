@@ -18,6 +18,7 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import PurePath
 from typing import Annotated, Literal
@@ -183,6 +184,11 @@ class ResultFile(Stored):
         epochs = len(self.history.train_loss)
         if self.diverged_at_epoch is not None and self.diverged_at_epoch > epochs:
             raise ValueError(f"diverged_at_epoch: {self.diverged_at_epoch} is after the last of {epochs} trained epochs")
+        losses = self.history.train_loss
+        if not all(math.isfinite(loss) for loss in losses[:-1]):
+            raise ValueError("history.train_loss: a loss is NaN or infinite before the last epoch (a run stops where it diverges)")
+        if not math.isfinite(losses[-1]) and self.diverged_at_epoch != epochs:
+            raise ValueError(f"diverged_at_epoch: the loss of epoch {epochs} is not finite, so it must say {epochs}")
         if self.subset_indices is not None and len(self.subset_indices) != self.subset_size:
             raise ValueError(f"subset_indices: {len(self.subset_indices)} indices for a subset of {self.subset_size}")
         return self
