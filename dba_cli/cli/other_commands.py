@@ -69,9 +69,9 @@ def table(
 ) -> None:
     """Rebuild every report from the result files: paper-tables.md and .csv (claims beside ours, code versions named),
     and the tuning, time-to-target, ablation and protocol reports."""
-    from ..reports.write import write_all
-
     with user_errors():
+        from ..reports.write import write_all  # inside: Ctrl-C while it loads is "Interrupted.", exit 130
+
         with warnings_shown():
             written, markdown = write_all(results, split_names(recipes), mixed_versions)
         typer.echo(markdown)
@@ -91,9 +91,11 @@ def plot(
 ) -> None:
     """Write figures (PDF and PNG): test accuracy against epoch, one panel per method family, and DBA's kept subset sizes per layer."""
     from ..errors import ConfigError
-    from ..reports.figures import make_figures  # matplotlib is imported only for this command
 
     with user_errors():
+        # matplotlib is imported only for this command, and inside: Ctrl-C while it loads is "Interrupted.", exit 130
+        from ..reports.figures import make_figures
+
         with warnings_shown():
             paths = make_figures(results, out, split_names(recipes))
         if not paths:
@@ -130,7 +132,8 @@ def data_check(dataset: DatasetArgument = "mnist", data_dir: DataDirOption = Non
         loaded = load_dataset(data_dir, cache_dir=False, dataset=dataset)  # the folder itself, never the cache
         seconds = time.perf_counter() - started
         typer.echo(f"source: {loaded.source}")
-        typer.echo(f"cache:  {default_cache_dir() / DATASET_SPECS[dataset].name} (not used by this check)")
+        cache = default_cache_dir()
+        typer.echo(f"cache:  {cache / DATASET_SPECS[dataset].name if cache is not None else 'none (no home folder)'} (not used by this check)")
         typer.echo(
             f"verified: {len(loaded.train_labels)} training and {len(loaded.test_labels)} test images "
             f"(MD5 of uncompressed content) in {seconds:.3f}s"

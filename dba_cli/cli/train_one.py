@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .console import show_notes, user_errors
+from .console import show_notes, user_errors, warnings_shown
 from .display import is_diverged, make_progress, outcome_text
 from .options import DataDirOption, DeviceOption, ThreadsOption, in_panel, option_path, run_parameters, run_values, usable_path
 
@@ -45,7 +45,7 @@ def train_one(
     from ..settings.validation import make_config
     from ..training.devices import resolve_device, set_threads
 
-    with user_errors():
+    with user_errors(), warnings_shown():  # one line per warning (a bypassed data cache)
         config = make_config(RunConfig, run_values(settings), where=option_path)
         if output is not None:
             output = check_output_file(output)  # before training, so a bad path never costs a finished run

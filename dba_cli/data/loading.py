@@ -14,18 +14,24 @@ Why this shape:
 - The cache stores the uncompressed IDX bytes of a gzip file under that gzip
   file's hash and the content's MD5, so it only ever stands in for the file it
   was made from, which is always read; a cached load is verified by the same
-  MD5 as a first load and skips only the decompression.
+  MD5 as a first load and skips only the decompression. So the cache can only
+  ever save time: a cache folder that is a file, cannot be written, or holds a
+  damaged entry it cannot remove is bypassed with one warning (`CacheBypassed`),
+  never an error, and the data are read from their files as without a cache.
+- The cache never sits at the filesystem root: with HOME empty (or `/`) and
+  neither DBA_CACHE_DIR nor XDG_CACHE_HOME set, there is no cache (a warning says so).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import zlib
 from importlib import resources
 from pathlib import Path
 
-from ..errors import DataError, UnreadableFile
+from ..errors import ConfigError, DataError, UnreadableFile
 from ..files import read_bounded, write_atomic
 from .datasets import DATASET_SPECS, Dataset, DatasetSpec, IdxFile, decode_idx
 
@@ -38,22 +44,52 @@ def packaged_data_dir() -> Path:
     return Path(str(resources.files("dba_cli.data") / "mnist"))
 
 
-def default_cache_dir() -> Path:
-    """`DBA_CACHE_DIR`, else `$XDG_CACHE_HOME/dba`, else `~/.cache/dba`."""
+class CacheBypassed(UserWarning):
+    """The data cache cannot be used (a file in its place, read-only, no home folder): data are read without it."""
+
+
+NO_HOME = (
+    f"HOME is empty or the filesystem root and neither {CACHE_DIR_ENV} nor XDG_CACHE_HOME is set, so dba has no cache "
+    "folder (it never puts one at the filesystem root)"
+)
+
+
+def default_cache_dir() -> Path | None:
+    """`DBA_CACHE_DIR`, else `$XDG_CACHE_HOME/dba`, else `~/.cache/dba`; None where that would lie at the root.
+
+    `HOME=""` makes Python's home `/`, which would put the cache at
+    `/.cache/dba`, shared by every user and beside the system's own folders:
+    without a real home folder there is no cache (`NO_HOME` says why). A
+    relative XDG_CACHE_HOME is ignored, as the XDG specification asks.
+    """
     if os.environ.get(CACHE_DIR_ENV):
         return Path(os.environ[CACHE_DIR_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dba"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and Path(xdg).is_absolute() and Path(xdg).resolve() != Path("/"):
+        return Path(xdg) / "dba"
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        return None
+    if not home.is_absolute() or home.resolve() == Path("/"):
+        return None
+    return home / ".cache" / "dba"
 
 
 def fetched_data_dir() -> Path:
     """Where `dba data fetch` puts a data set that does not ship with dba: the cache's `datasets/`."""
-    return default_cache_dir() / "datasets"
+    cache = default_cache_dir()
+    if cache is None:
+        raise ConfigError(f"{NO_HOME}. Fix: pass --to FOLDER (then --data-dir FOLDER), or set {CACHE_DIR_ENV}.")
+    return cache / "datasets"
 
 
 def default_dirs(spec: DatasetSpec) -> list[Path]:
-    """Where a data set is looked for without --data-dir: the packaged copy, else the fetched and system ones."""
-    return [packaged_data_dir()] if spec.packaged else [fetched_data_dir(), *map(Path, spec.system_dirs)]
+    """Where a data set is looked for without --data-dir: the packaged copy, else the fetched (if any) and system ones."""
+    if spec.packaged:
+        return [packaged_data_dir()]
+    cache = default_cache_dir()
+    return [*([cache / "datasets"] if cache is not None else []), *map(Path, spec.system_dirs)]
 
 
 def unset_hint(spec: DatasetSpec) -> str:
@@ -230,12 +266,16 @@ def load_verified(
                 return content
         except (UnreadableFile, OSError):
             pass
-        cached.unlink(missing_ok=True)  # missing or damaged: rebuilt from the source below
+        try:
+            cached.unlink(missing_ok=True)  # missing or damaged: rebuilt from the source below
+        except OSError as exc:  # a read-only cache, or a file where its folder should be
+            bypass_cache(cache_dir, f"its entry {cached} is damaged or unreadable and cannot be removed ({exc.strerror or exc})")
+            cached = None
     # the file already read (not read twice), or read_content's one-line error saying what is wrong with it
     content = content_of(source, path, spec, dataset) if source is not None else read_content(path, spec, dataset)
     verify(content, spec, path, dataset)
     if cached is not None:
-        write_cache(cached, content)
+        write_cache(cached, content, cache_dir)
     return content
 
 
@@ -244,12 +284,39 @@ def cache_path(cache_dir: Path, dataset: DatasetSpec, spec: IdxFile, source: byt
     return Path(cache_dir) / dataset.name / f"{hashlib.sha256(source).hexdigest()[:32]}-{spec.md5}.idx"
 
 
-def write_cache(path: Path, content: bytes) -> None:
-    """Atomically write a cache entry; a read-only cache folder is not an error."""
+def write_cache(path: Path, content: bytes, cache_dir: Path) -> None:
+    """Atomically write a cache entry; a cache that cannot be written is bypassed with a warning, never an error."""
     try:
         write_atomic(path, lambda handle: handle.write(content))
-    except OSError:
-        pass  # caching is an optimisation only
+    except OSError as exc:
+        bypass_cache(cache_dir, f"{path} cannot be written ({exc.strerror or exc})")
+
+
+BYPASSED: set[str] = set()  # the cache folders already warned about (by this load_dataset call): one warning, not four
+
+
+def bypass_cache(cache_dir: Path | None, why: str) -> None:
+    """Warn, once per process and cache folder, that the cache is not used; the data are read and verified without it."""
+    key = str(cache_dir)
+    if key in BYPASSED:
+        return
+    BYPASSED.add(key)
+    if cache_dir is None:
+        text = f"no data cache: {why}; the data are read and verified without one. Fix: set {CACHE_DIR_ENV} to a folder to cache them."
+    else:
+        text = (
+            f"data cache {cache_dir} bypassed: {why}; the data are read and verified without it. "
+            f"Fix: remove the file named (or make the folder writable), or set {CACHE_DIR_ENV} to a writable folder."
+        )
+    warnings.warn(text, CacheBypassed, stacklevel=3)
+
+
+def usable_cache(cache_dir: Path) -> Path | None:
+    """`cache_dir`, or None (with a warning) when it is not a folder: a regular file or a device in its place."""
+    if cache_dir.exists() and not cache_dir.is_dir():
+        bypass_cache(cache_dir, "it is not a folder")
+        return None
+    return cache_dir
 
 
 def load_dataset(
@@ -261,12 +328,16 @@ def load_dataset(
     """
     spec = dataset if isinstance(dataset, DatasetSpec) else DATASET_SPECS[dataset]
     folder = resolve_data_dir(data_dir, spec)
+    BYPASSED.clear()
     if cache_dir is None:
         cache = default_cache_dir()
+        if cache is None:
+            bypass_cache(None, NO_HOME)
     elif cache_dir is False:
         cache = None
     else:
         cache = Path(cache_dir)
+    cache = usable_cache(cache) if cache is not None else None
     tensors = {key: decode_idx(load_verified(file, folder, cache, spec), file) for key, file in spec.files.items()}
     return Dataset(
         train_images=tensors["train_images"],

@@ -22,15 +22,22 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     HAVE_NUMBA = False
 
 
-def cache_root() -> Path:
-    """dba's cache folder: `DBA_CACHE_DIR`, else `$XDG_CACHE_HOME/dba`, else `~/.cache/dba`.
+def cache_root() -> Path | None:
+    """dba's cache folder: `DBA_CACHE_DIR`, else `$XDG_CACHE_HOME/dba`, else `~/.cache/dba`; None at the filesystem root.
 
     The same rule as data/loading.py's `default_cache_dir`, stated again here
     because the engine imports nothing from the rest of the package.
     """
     if os.environ.get("DBA_CACHE_DIR"):
         return Path(os.environ["DBA_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dba"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and Path(xdg).is_absolute() and Path(xdg).resolve() != Path("/"):
+        return Path(xdg) / "dba"
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):
+        return None
+    return None if not home.is_absolute() or home.resolve() == Path("/") else home / ".cache" / "dba"
 
 
 def _use_source_keyed_cache() -> bool:
@@ -47,7 +54,10 @@ def _use_source_keyed_cache() -> bool:
         return True
     sources = sorted(Path(__file__).parent.glob("*.py"))
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
-    folder = cache_root() / "numba" / digest
+    root = cache_root()
+    if root is None:  # no home folder: compile in every process rather than cache at the filesystem root
+        return False
+    folder = root / "numba" / digest
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

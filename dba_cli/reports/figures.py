@@ -42,6 +42,7 @@ from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.ticker import MaxNLocator
 
+from ..errors import ResultsNotWritable
 from ..files import resolve_inside, write_atomic
 from ..results.quantities import steps_per_epoch
 from ..results.reading import finished_results
@@ -104,12 +105,31 @@ def make_figures(results_dir: Path, out_dir: Path | None = None, recipes: list[s
     """Write every figure as PDF and PNG for every recipe with results (or only `recipes`); return every file written."""
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir / "figures"
+    check_figures_folder(out_dir)
     written = []
     for stem, fig in build_figures(results_dir, recipes).items():
         for extension in FORMATS:  # a second line of defence: every figure lies inside the figures folder
             resolve_inside(out_dir, f"{stem}.{extension}", "the figures folder")
-        written += save(fig, out_dir / stem)
+        try:
+            written += save(fig, out_dir / stem)
+        except OSError as exc:  # read-only, full, or its folder taken meanwhile
+            raise ResultsNotWritable(
+                f"could not write a figure into {out_dir}: {exc.filename or stem}: {exc.strerror or exc}. "
+                "Fix: pass --out a writable folder (or free some space)."
+            ) from None
     return written
+
+
+def check_figures_folder(out_dir: Path) -> None:
+    """Before any figure is drawn: `out_dir` and every folder above it that exists is a folder, not a file."""
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is" if folder == out_dir else f"lies in {folder}, which is"
+                raise ResultsNotWritable(
+                    f"figures folder {out_dir} {what} a file, not a folder. Fix: pass --out a folder (a new one is created)."
+                )
+            return
 
 
 def build_figures(results_dir: Path, recipes: list[str] | None = None) -> dict[str, Figure]:

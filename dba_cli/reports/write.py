@@ -5,13 +5,22 @@ them can be rebuilt anywhere from the files alone; `write_all` rebuilds them
 all for a results folder: the paper tables, the ablation and protocol reports,
 the tuning and time-to-target reports of every recipe found there (a recipe
 is found by its name: packaged, or in DBA_RECIPES_DIR), and what it all cost.
+
+The reports are written into the results folder itself, so one that cannot be
+written (read-only, a read-only mount, a full disk) is one `ResultsNotWritable`
+line naming it, checked before any report is rebuilt (`check_reports_writable`).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import ResultsNotWritable
 from ..files import write_text_atomic
 from ..recipes.loading import list_recipes, load_recipe, recipe_order
 from ..recipes.recipe import Recipe
@@ -62,9 +71,44 @@ def studied_recipes(results_dir: Path, group: str) -> list[Recipe]:
     return found
 
 
+NOT_WRITABLE_FIX = (
+    "dba table writes its reports into the results folder. Fix: make it writable (or free some space), "
+    "or copy the results to a writable folder and pass --results COPY."
+)
+
+
+def check_reports_writable(results_dir: Path) -> None:
+    """Before any report is rebuilt: a file can be created in `results_dir` (an existing folder). Raises ResultsNotWritable."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=results_dir, prefix=".write-test-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ResultsNotWritable(f"results folder {results_dir} is not writable ({exc.strerror or exc}); {NOT_WRITABLE_FIX}") from None
+
+
+@contextmanager
+def reports_written(results_dir: Path) -> Iterator[None]:
+    """Around rebuilding the reports: a file that cannot be written after all (the disk filled up meanwhile, a report's
+    name taken by a folder) is one line naming it, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or results_dir
+        raise ResultsNotWritable(f"could not write the reports: {where}: {exc.strerror or exc}; {NOT_WRITABLE_FIX}") from None
+
+
 def write_all(results_dir: Path, recipes: list[str] | None = None, allow_mixed: bool = False) -> tuple[list[Path], str]:
     """Rebuild every report of a results folder; the files written, and the paper tables' markdown."""
     results_dir = Path(results_dir)
+    if results_dir.is_dir():  # a missing folder is write_tables' to report ("no result files")
+        check_reports_writable(results_dir)
+    with reports_written(results_dir):
+        return rebuild_all(results_dir, recipes, allow_mixed)
+
+
+def rebuild_all(results_dir: Path, recipes: list[str] | None, allow_mixed: bool) -> tuple[list[Path], str]:
+    """`write_all`'s work: every study's report, then the paper tables and the cost."""
     written: list[Path] = []
     for recipe in studied_recipes(results_dir, tune.GROUP):
         if recipes is None or recipe.name in recipes:

@@ -16,13 +16,14 @@ from typing import BinaryIO
 
 import torch
 
+from ..errors import ResultsNotWritable
 from ..files import finished_runs_kept, resolve_inside, write_text_atomic
 from ..recipes.planned import PlannedRun
 from ..results.format import encode_result
 from ..results.reading import read_result
 from ..training.checkpoint import checkpoint_path
 from ..training.train import EpochRecord
-from .locks import release_lock, remove_lock, take_lock
+from .locks import check_lock_folder, release_lock, remove_lock, take_lock
 from .plan import Currency, Plan, check_writable, differences, make_plan
 from .runners import InProcessRunner, Runner, RunFailed
 
@@ -88,6 +89,9 @@ class Executor:
         currency = Currency(self.data_dir)
         plan = make_plan(runs, self.results_dir, self.overwrite, self.keep_stale, currency)
         check_writable(self.results_dir, len(plan.todo))
+        if plan.todo:
+            check_lock_folder(self.results_dir)
+        remove_finished_checkpoints(plan.skipped, self.results_dir, self.reporter)
         note = self.runner.cap(len(plan.todo))
         if note:
             self.reporter.note(note)
@@ -206,6 +210,7 @@ def start_run(
         reporter.run_busy(planned)
         return None
     if not plan.overwrite and finished_with(path, planned, currency, results_dir):  # finished by another process meanwhile
+        checkpoint_path(path).unlink(missing_ok=True)  # left by one stopped between its result and this unlink
         remove_lock(results_dir, planned.key)
         release_lock(lock)
         plan.skipped.append(planned)
@@ -236,6 +241,32 @@ def finish_run(planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Rep
         release_lock(lock)
     plan.done.append(planned)
     reporter.run_finished(planned, document)
+
+
+def remove_finished_checkpoints(skipped: list[PlannedRun], results_dir: Path, reporter: Reporter) -> None:
+    """Delete the checkpoint of every finished run that still has one, under that run's lock.
+
+    `finish_run` writes the result, then deletes the checkpoint: Ctrl-C or a
+    kill between the two leaves a checkpoint (up to a few MB) that no rerun
+    would otherwise touch, since the run is skipped as finished. A run whose
+    lock another process holds (training it again with --overwrite) keeps its
+    checkpoint; a folder where it cannot be deleted (read-only) is only a note.
+    """
+    for planned in skipped:
+        checkpoint = checkpoint_path(resolve_inside(results_dir, planned.key))
+        if not (checkpoint.exists() or checkpoint.is_symlink()):
+            continue
+        try:
+            lock = take_lock(results_dir, planned.key)
+            if lock is None:
+                continue
+            try:
+                checkpoint.unlink(missing_ok=True)
+                remove_lock(results_dir, planned.key)
+            finally:
+                release_lock(lock)
+        except (OSError, ResultsNotWritable) as exc:
+            reporter.note(f"could not remove {checkpoint}, the checkpoint of a finished run: {exc}")
 
 
 def fail_run(planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Reporter, failure: RunFailed) -> None:

@@ -10,6 +10,25 @@ import fcntl
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import ResultsNotWritable
+
+
+def check_lock_folder(results_dir: Path) -> None:
+    """Before anything trains: results/.locks is a folder, or can be made one. Raises ResultsNotWritable naming it."""
+    folder = Path(results_dir) / ".locks"
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise ResultsNotWritable(
+            f"{folder} is not a folder: dba keeps one lock file per run in it, so that two dba processes never train "
+            f"the same run. Fix: remove {folder} (nothing else is kept there) and rerun."
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsNotWritable(
+            f"cannot create the lock folder {folder} ({exc.strerror or exc}). Fix: make {results_dir} writable, or remove "
+            f"what is in the way, and rerun."
+        ) from None
+
 
 def take_lock(results_dir: Path, key: str, wait: bool = False) -> BinaryIO | None:
     """An exclusive lock for one run: its open lock file, or None if another process holds it (never, with `wait`).
@@ -19,8 +38,14 @@ def take_lock(results_dir: Path, key: str, wait: bool = False) -> BinaryIO | Non
     locked forever. Release it with `release_lock`.
     """
     path = lock_path(results_dir, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+b")
+    check_lock_folder(results_dir)
+    try:
+        handle = open(path, "a+b")
+    except OSError as exc:
+        raise ResultsNotWritable(
+            f"cannot open the lock file {path} ({exc.strerror or exc}). Fix: remove it, or make {path.parent} writable, "
+            "and rerun."
+        ) from None
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
