@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from . import grids, other_commands
+from . import grids, other_commands, verify
 from .console import OneLineErrors, flags_show_no_type, stop_on_signal
 from .train_one import run_command
 
@@ -41,6 +41,7 @@ def cli(
 app.command("run")(run_command())
 for command in (grids.reproduce, grids.tune, grids.ablate, grids.protocol, grids.converge):
     app.command(command.__name__)(command)
+app.command("verify")(verify.verify)
 app.command("table")(other_commands.table)
 app.command("plot")(other_commands.plot)
 
