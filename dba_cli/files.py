@@ -39,14 +39,20 @@ def current_umask() -> int:
     return mask
 
 
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], create_parents: bool = True) -> None:
+def write_atomic(
+    path: str | Path, write: Callable[[BinaryIO], object], create_parents: bool = True, replace_special: bool = False
+) -> None:
     """Let `write` fill a temporary file beside `path`, fsync, then rename over it.
 
     `create_parents=False` for a path the user named file by file (`--output`):
-    a typo in its folder is an error, never a new folder tree.
+    a typo in its folder is an error, never a new folder tree. A device, FIFO
+    or socket at `path` is refused (`refuse_special`), unless `replace_special`:
+    a run's result file inside its results folder, where such a file is a
+    damaged result that the rerun replaces (docs/reliability.md).
     """
     path = Path(path)
-    refuse_special(path)
+    if not replace_special:
+        refuse_special(path)
     if create_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -56,7 +62,8 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], create_p
             handle.flush()
             os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
-        refuse_special(path)  # again: a device or FIFO may have been put there while the file was written
+        if not replace_special:
+            refuse_special(path)  # again: a device or FIFO may have been put there while the file was written
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -83,8 +90,8 @@ def refuse_special(path: Path) -> None:
         )
 
 
-def write_text_atomic(path: str | Path, text: str, create_parents: bool = True) -> None:
-    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")), create_parents)
+def write_text_atomic(path: str | Path, text: str, create_parents: bool = True, replace_special: bool = False) -> None:
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")), create_parents, replace_special)
 
 
 def json_text(data: dict) -> str:

@@ -233,7 +233,7 @@ def finish_run(planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Rep
     path = resolve_inside(results_dir, planned.key)
     try:
         with finished_runs_kept(path):
-            write_text_atomic(path, encode_result(document))
+            write_text_atomic(path, encode_result(document), replace_special=True)  # a FIFO there was a damaged result
         checkpoint_path(path).unlink(missing_ok=True)
         failure_path(path).unlink(missing_ok=True)
         remove_lock(results_dir, planned.key)
