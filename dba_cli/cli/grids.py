@@ -3,7 +3,8 @@
 Every one of them takes the shared grid options (options.py: results folder,
 smoke, overwrite, keep-stale, --set, device, threads, jobs, ray, data-dir);
 the study (studies/) says which runs to train and how to choose, run/ trains
-them, reports/ writes what they show. Torch loads only once a command runs.
+them, reports/ writes what they show. Torch loads only once a command runs; each passes its
+first grid's runs to `executing`, so that a worker pool starts before torch loads here.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def reproduce(
         loaded = load(recipe, options)
         runs = loaded.runs(seeds=seeds, methods=split_names(methods), smoke=options.smoke, epochs=epochs, batch_size=batch_size)
         show_notes([note for planned in runs for note in run_notes(planned.config)])
-        with executing(options, {planned.config.dataset for planned in runs}) as executor:
+        with executing(options, {planned.config.dataset for planned in runs}, runs=runs) as executor:
             plan = executor.execute(runs)
         busy = f", {len(plan.busy)} left to another dba process (rerun when it ends)" if plan.busy else ""
         typer.echo(
@@ -103,7 +104,7 @@ def tune(
         command = command_text("tune", recipe, options)
         err.print(f"tune {loaded.name}: {study.tune_spec(loaded).budget_text()}: {len(candidates)} tuning runs, then the "
                   "best settings of each family on the reported seeds", highlight=False)
-        with executing(options, {loaded.defaults.dataset}, "tuning") as executor:
+        with executing(options, {loaded.defaults.dataset}, "tuning", candidates) as executor:
             executor.execute(candidates, wait_for_busy=True)  # the choice needs every candidate
             scored = study.score(loaded, options.results_dir, options.smoke)
             chosen = choose(scored)
@@ -144,7 +145,7 @@ def ablate(
     with user_errors():
         loaded = load(recipe, options)
         runs = ablation_runs(loaded, options.smoke, seeds)
-        with executing(options, {loaded.defaults.dataset}, "ablation") as executor:
+        with executing(options, {loaded.defaults.dataset}, "ablation", runs) as executor:
             plan = executor.execute(runs, wait_for_busy=True)
         with warnings_shown():
             path, _ = write_ablation_table(options.results_dir)
@@ -164,7 +165,7 @@ def protocol(recipe: RecipeArgument, *, options: GridOptions) -> None:
     with user_errors():
         loaded = load(recipe, options)
         runs = default_runs(loaded, options.smoke) + protocol_runs(loaded, options.smoke)
-        with executing(options, {loaded.defaults.dataset}, "protocol") as executor:
+        with executing(options, {loaded.defaults.dataset}, "protocol", runs) as executor:
             plan = executor.execute(runs, wait_for_busy=True)
         with warnings_shown():
             recipes = recipes_for_table(options.results_dir, loaded, options.smoke)
@@ -194,7 +195,7 @@ def converge(recipe: RecipeArgument, *, options: GridOptions) -> None:
         tuning = study.tuning_runs(loaded, options.smoke)
         err.print(f"converge {loaded.name}: {study.convergence_spec(loaded).budget_text()}: {len(tuning)} tuning runs, then "
                   "the best settings of each family on the reported seeds", highlight=False)
-        with executing(options, {loaded.defaults.dataset}, "convergence") as executor:
+        with executing(options, {loaded.defaults.dataset}, "convergence", tuning) as executor:
             executor.execute(tuning, wait_for_busy=True)
             scored = study.score(loaded, options.results_dir, options.smoke)
             chosen = choose(scored)

@@ -8,8 +8,10 @@ same functions run as plain Python: correct, only slower.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -51,28 +53,66 @@ def _use_source_keyed_cache() -> bool:
     is respected. Returns whether caching is possible.
     """
     if os.environ.get("NUMBA_CACHE_DIR"):
-        return True
+        return _usable(Path(os.environ["NUMBA_CACHE_DIR"]))
     sources = sorted(Path(__file__).parent.glob("*.py"))
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
     root = cache_root()
     if root is None:  # no home folder: compile in every process rather than cache at the filesystem root
         return False
     folder = root / "numba" / digest
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    if not _usable(folder):
         return False  # an unwritable cache: compile in every process instead
     numba.config.CACHE_DIR = str(folder)
     return True
 
 
+def _usable(folder: Path) -> bool:
+    """Whether `folder` exists or can be made, and a file can be created in it.
+
+    Numba, given a cache folder it cannot write to, does not give up: it writes
+    its cache beside the sources instead (seen here: a read-only cache folder
+    left `dba_cli/dba/__pycache__/*.nbc` in the package). So it gets a folder
+    only when one can be written.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 CACHE = HAVE_NUMBA and _use_source_keyed_cache()
+
+
+if HAVE_NUMBA:
+    from numba.core.caching import FunctionCache
+
+    class TolerantCache(FunctionCache):
+        """Numba's on-disk cache of one function, where a damaged entry is a miss, never a crash.
+
+        Numba raises on a truncated or foreign index or data file (an
+        UnpicklingError, seen here: the run died with a traceback). Here
+        reading or writing the entry fails quietly: the function is compiled,
+        and its index is removed so that this compilation is cached afresh.
+        """
+
+        @contextlib.contextmanager
+        def _guard_against_spurious_io_errors(self):
+            try:
+                yield
+            except Exception:  # noqa: BLE001 - any damage: compile instead (load_overload then returns None)
+                with contextlib.suppress(OSError, AttributeError, TypeError):
+                    os.unlink(self._cache_file._index_path)
 
 
 def njit(function):
     """Compile `function` with numba (cached on disk, keyed by source hash) when available."""
     if HAVE_NUMBA:
-        return _numba_njit(cache=CACHE, nogil=True)(function)
+        dispatcher = _numba_njit(cache=CACHE, nogil=True)(function)
+        if CACHE:
+            dispatcher._cache = TolerantCache(function)
+        return dispatcher
     return function
 
 

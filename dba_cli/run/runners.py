@@ -16,31 +16,45 @@ decides), die with the parent even on `kill -9` (Linux `PR_SET_PDEATHSIG`),
 report each finished epoch to the parent's display through one queue, and
 write checkpoints beside the results as a serial run does, so an interrupted
 grid resumes every run in flight.
+
+Start-up (docs/scaling.md#start-up): a worker costs about 2 s of CPU before
+its first epoch (torch, torch._dynamo, which the first optimizer step imports,
+the data, numba's cached search), and 0.7 to 1.4 s more to tear its interpreter
+down at the end. So `PoolRunner.start` spawns the workers a grid will need
+*before* this process imports torch and plans, and each worker does all of
+that warm-up in its initializer (`start_worker`); a worker leaves with
+`os._exit` once the pool has shut it down, skipping the teardown. This module
+imports torch only inside the functions that train, so that the pool can start
+first.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import multiprocessing
 import os
 import queue
 import signal
+import sys
 import traceback
-from concurrent.futures import Future, ProcessPoolExecutor
+import warnings
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Callable, Protocol
 
-import torch
-
-from ..data.datasets import Dataset
-from ..data.loading import load_dataset
-from ..errors import ConfigError, DBAError, DeviceError
-from ..training.devices import out_of_memory_message, set_threads
-from .document import run_document
+from ..errors import ConfigError, DBAError, DeviceError, printable
+from ..files import resolve_inside
+from ..training.devices import out_of_memory_message, resolve_device, set_threads
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import torch
+
+    from ..data.datasets import Dataset
     from ..recipes.planned import PlannedRun
     from ..training.train import EpochRecord
 
@@ -131,6 +145,13 @@ def train_run(planned: PlannedRun, data_dir: str | None, device: torch.device, s
         raise failure_from(exc) from None
 
 
+def run_document(planned: PlannedRun, dataset: Dataset, device: torch.device, reporter, checkpoint: Path | None) -> dict:
+    """`document.run_document`, imported at the first run: it imports torch and the training code."""
+    from .document import run_document as train_and_document
+
+    return train_and_document(planned, dataset, device, reporter, checkpoint)
+
+
 class InProcessRunner:
     """One run at a time, in this process: epochs reach the display as they end."""
 
@@ -179,30 +200,61 @@ class EpochForwarder:
 class PoolRunner:
     """`jobs` worker processes on this machine (spawned), each training one run at a time.
 
-    A worker that dies outright (killed, segfault) breaks the pool: its runs'
-    futures fail with BrokenProcessPool and the next `submit` starts a new pool.
+    `device` is a --device value, which each worker resolves as this process
+    does. `datasets` and `engine` (whether any run is DBA) say what a worker
+    warms up before its first run. A worker that dies outright (killed,
+    segfault) breaks the pool: its runs' futures fail with BrokenProcessPool
+    and the next `submit` starts a new pool.
     """
 
     shares_files = True
 
-    def __init__(self, jobs: int, threads: int, device: torch.device, data_dir: str | None) -> None:
+    def __init__(
+        self, jobs: int, threads: int, device: str, data_dir: str | None, datasets: Iterable[str] = (), engine: bool = False,
+    ) -> None:
         if jobs < 1:
             raise ConfigError(f"--jobs: {jobs} must be at least 1.")
         self.slots = jobs
         self.threads = threads
-        self.device = device
+        self.device = str(device)
         self.data_dir = data_dir
+        self.datasets = tuple(sorted(set(datasets)))
+        self.engine = engine
         self.context = multiprocessing.get_context("spawn")
         self.events = self.context.Queue()
         self.executor: ProcessPoolExecutor | None = None
+        self.warming: list[Future] = []  # the early start's placeholder tasks not yet matched by a run
+        self.submitted = False  # a run has been handed to a worker
         self.on_epoch: OnEpoch = lambda key, record: None
 
     def open(self, on_epoch: OnEpoch) -> None:
         self.on_epoch = on_epoch
 
+    def start(self, results_dir: Path, runs: Iterable[PlannedRun], overwrite: bool = False) -> int:
+        """Spawn now the workers the command's first grid needs; how many.
+
+        One per run without a result file (every run with `overwrite`), at
+        most `jobs`: those runs will train, so these workers are never too many
+        (a run with a file may be finished, or stale and train: the workers it
+        needs start on demand, as without an early start). They warm up while
+        this process imports torch, verifies the data and plans; each is held
+        by a placeholder task until a run takes its place (`submit`).
+        """
+        if self.executor is not None:
+            return 0
+        try:
+            todo = sum(1 for planned in runs if overwrite or not resolve_inside(results_dir, planned.key).exists())
+        except (DBAError, OSError):  # a results folder the plan will report on: start nothing early
+            return 0
+        count = min(self.slots, todo)
+        if count:
+            executor = self._executor()
+            self.warming = [executor.submit(warmed) for _ in range(count)]
+        return count
+
     def cap(self, runs: int) -> str | None:
         """No more workers than runs to train: `--jobs 1000` on an 8-run grid starts 8 (before any has started)."""
-        if self.executor is not None or not 0 < runs < self.slots:
+        if self.submitted or not 0 < runs < self.slots:
             return None
         asked, self.slots = self.slots, runs
         return f"--jobs {asked}: {runs} run(s) to train, so {runs} worker process(es) start"
@@ -211,11 +263,25 @@ class PoolRunner:
         if self.executor is None:
             self.executor = ProcessPoolExecutor(
                 max_workers=self.slots, mp_context=self.context, initializer=start_worker,
-                initargs=(os.getpid(), self.events, self.threads, str(self.device), self.data_dir),
+                initargs=(os.getpid(), self.events, self.threads, self.device, self.data_dir, self.datasets, self.engine),
             )
         return self.executor
 
+    def _take_warm_worker(self) -> None:
+        """Wait for an early-started worker to be ready, so that this run goes to it.
+
+        The pool spawns a new worker for a task whenever none is idle; while
+        the placeholders still hold the early workers, that would start one
+        too many per run.
+        """
+        if not self.warming:
+            return
+        done, _ = wait_futures(self.warming, return_when=FIRST_COMPLETED)
+        self.warming.remove(next(iter(done)))
+
     def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future:
+        self.submitted = True
+        self._take_warm_worker()
         try:
             return self._executor().submit(train_in_worker, planned, checkpoint)
         except BrokenProcessPool:  # a worker died earlier: start a fresh pool for the runs still to do
@@ -231,6 +297,8 @@ class PoolRunner:
             self.on_epoch(key, record)
 
     def shutdown(self) -> None:
+        if not self.submitted:  # nothing to train (every run finished): the early workers go at once, warm or not
+            self.stop()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
             self.executor = None
@@ -247,6 +315,7 @@ class PoolRunner:
 
     def stop(self) -> None:
         """Terminate this pool's workers by their process ids (SIGTERM, then SIGKILL after 5 s); no waiting on runs."""
+        self.warming = []
         if self.executor is None:
             return
         workers = multiprocessing.active_children()  # this process's children: the pool's workers
@@ -280,16 +349,89 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def start_worker(parent_pid: int, events, threads: int, device: str, data_dir: str | None) -> None:
-    """A worker's setup: its signals, its thread count, and where its own verified copies of the data come from."""
+def start_worker(
+    parent_pid: int, events, threads: int, device: str, data_dir: str | None, datasets: tuple[str, ...] = (),
+    engine: bool = False,
+) -> None:
+    """A worker's setup (its signals, its thread count, where its data comes from), then its warm-up."""
+    atexit.register(leave_without_teardown)  # first: exit handlers run last-registered first, so it runs last
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    warnings.formatwarning = one_line_warning  # as the parent shows its own (console.warnings_shown); one per worker
     die_with_parent(parent_pid)
     set_threads(threads)
-    WORKER.update(events=events, device=torch.device(device), data_dir=data_dir)
+    WORKER.update(events=events, device=device, data_dir=data_dir)
+    warm_up(datasets, engine)
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning raised in a worker (a bypassed data cache) as the parent prints one: a line, control characters escaped."""
+    return f"warning: {printable(str(message))}\n"
+
+
+def warm_up(datasets: tuple[str, ...], engine: bool) -> None:
+    """Pay now what this worker's first run would: the training code, torch._dynamo, the data, the compiled search.
+
+    torch.optim imports torch._dynamo at an optimizer's first use (about 0.8 s);
+    numba loads the cached search at its first call (0.3 s; compiling it,
+    without a cache, takes 3 s). Nothing here changes what a run computes.
+    A failure is left to the run that needs the part, which reports it.
+    """
+    try:
+        worker_device()
+        from . import document  # noqa: F401 - the training code, torch with it
+
+        import torch._dynamo  # noqa: F401 - what an optimizer's first use imports
+
+        for name in datasets:
+            loaded_dataset(name, WORKER["data_dir"])
+        if engine:
+            warm_search()
+    except Exception:  # noqa: BLE001 - only an early start; the run reports any error itself
+        pass
+
+
+def warm_search() -> None:
+    """Load (or compile, and cache) DBA's search for float32 Gram matrices, the type a float32 model's search reads."""
+    import numpy as np
+
+    from ..dba.config import DBAConfig
+    from ..dba.search import greedy_search, noise_rtol
+
+    eps = float(np.finfo(np.float32).eps)
+    greedy_search(np.eye(2, dtype=np.float32), DBAConfig(metric="variance", direction="minimize", min_size=1), noise_rtol(eps))
+
+
+def worker_device() -> torch.device:
+    """This worker's device: the --device value resolved once, as the parent resolved it."""
+    if "resolved" not in WORKER:
+        WORKER["resolved"] = resolve_device(WORKER["device"])
+    return WORKER["resolved"]
+
+
+def leave_without_teardown() -> None:
+    """A worker's last exit handler: end the process now, without tearing its interpreter down.
+
+    Tearing down a process that has imported torch and torch._dynamo takes
+    0.7 to 1.4 s here (freeing every module), and the parent's shutdown waits
+    for it. The pool has already shut this worker down, every other exit
+    handler has run, and the queues were flushed, so nothing is lost.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)
+
+
+def warmed() -> None:
+    """The placeholder task of an early-started worker (see `PoolRunner.start`): its initializer did the work."""
 
 
 def loaded_dataset(name: str, data_dir: str | None) -> Dataset:
     """This process's verified copy of data set `name` from `data_dir` (None: the default copy), loaded at its first use."""
+    from ..data.loading import load_dataset
+
     key = (name, None if data_dir is None else str(data_dir))
     if key not in LOADED:
         LOADED[key] = load_dataset(data_dir, dataset=name)
@@ -299,4 +441,4 @@ def loaded_dataset(name: str, data_dir: str | None) -> Dataset:
 def train_in_worker(planned: PlannedRun, checkpoint: Path | None) -> dict:
     """One run in a worker: its epochs go to the parent's queue, its document is returned."""
     events = WORKER["events"]
-    return train_run(planned, WORKER["data_dir"], WORKER["device"], lambda key, record: events.put((key, record)), checkpoint)
+    return train_run(planned, WORKER["data_dir"], worker_device(), lambda key, record: events.put((key, record)), checkpoint)
