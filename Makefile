@@ -29,9 +29,9 @@ install:  ## create .venv and install dba with its test tools and Ray (--ray; th
 	@echo "installed: run 'make test', then '$(DBA) --help'"
 
 TEST_WORKERS ?= 2
-test:  ## the architecture's import contracts, then every test on TEST_WORKERS workers (CUDA tests skip themselves without a GPU)
+test:  ## the architecture's import contracts, then every test on TEST_WORKERS workers, idle ones taking queued tests from busy ones (CUDA tests skip themselves without a GPU)
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test-fast:  ## the tests without the slow ones (subprocesses, the Ray cluster, worker pools, grids through the CLI)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
@@ -42,8 +42,8 @@ test-cuda:  ## only the CUDA tests
 gpu-check:  ## on a machine with a GPU, in under 8 minutes: CUDA tests, step benchmarks, a timed reproduction with --jobs 1 and 4, CUDA against CPU; figures in results/gpu/
 	bash .ci/gpu-check $(RESULTS)/gpu
 
-fuzz:  ## the property-based fuzz tests with 2000 random inputs each (the suite uses 150)
-	DBA_FUZZ_EXAMPLES=2000 $(PY) -m pytest -q -s tests/test_fuzz.py
+fuzz:  ## the property-based fuzz tests with 2000 random inputs each (the suite uses 150), and 666 + 50 mutated result files through dba table and dba plot
+	DBA_FUZZ_EXAMPLES=2000 $(PY) -m pytest -q -s tests/test_fuzz.py tests/hardening/test_result_schema.py -k "fuzz or mutated"
 
 smoke:  ## every recipe end to end with tiny epochs and one seed (CI); not a result
 	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe --smoke --results $(SMOKE_RESULTS) --device $(DEVICE) || exit $$?; done

@@ -275,5 +275,6 @@ def depth(value: Any, limit: int) -> int:
             deepest = max(deepest, level)
             if level > limit:
                 return level
-            stack.extend((item, level + 1) for item in (current.values() if isinstance(current, dict) else current))
+            items = current.values() if isinstance(current, dict) else current
+            stack.extend((item, level + 1) for item in items if isinstance(item, (list, dict)))  # scalars nest nothing
     return deepest
