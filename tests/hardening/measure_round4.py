@@ -38,20 +38,12 @@ from typing import Callable
 
 from tests.hardening import measure
 from tests.hardening.measure import limit_file_size, run, tree_rss
+from tests.hardening.test_result_schema import RECIPE as SCHEMA_RECIPE
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-# The trained folder every result-file and folder case starts from (RECIPE of test_result_schema.py).
-RECIPE = """name: tiny
-data: 5-per-class
-model: {hidden: [16]}
-training: {epochs: 2, batch_size: 10}
-seeds: 2
-methods:
-  sgd: {method: sgd, lr: 0.1}
-  adam: {method: adam, lr: 0.001}
-  dba: {method: dba, lr: 0.1, dba: {min_size: 5}}
-"""
+# The trained folder every result-file and folder case starts from: the same recipe as the tests'.
+RECIPE = SCHEMA_RECIPE
 QUICK_RUN = ["run", "--data", "5-per-class", "--hidden", "16", "--epochs", "1", "--device", "cpu", "--threads", "1"]
 DIGITS = "9" * 5000
 TRIES = 5  # of the SIGINT case, whose outcome depends on where the signal lands
