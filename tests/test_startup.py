@@ -84,18 +84,17 @@ def test_the_early_start_counts_only_runs_left_to_train(tmp_path):
         wait_for(lambda: not multiprocessing.active_children(), 10, "the early workers stopped")
 
 
-def test_an_early_started_pool_writes_the_files_a_serial_run_writes_and_starts_no_extra_worker(tmp_path):
+def test_a_grid_with_every_run_finished_hands_no_run_to_its_early_pool(tmp_path):
+    """The files an early-started pool writes are a serial run's (tests/test_parallel.py, every pool starts early)."""
     recipe = write(tmp_path, GRID, "grid.yaml")
-    serial = CliRunner().invoke(app, ["reproduce", recipe, "--jobs", "1", "--results", str(tmp_path / "serial")])
+    serial = CliRunner().invoke(app, ["reproduce", recipe, "--jobs", "1", "--results", str(tmp_path / "r")])
     assert serial.exit_code == 0, serial.output
-    pooled = CliRunner().invoke(app, ["reproduce", recipe, "--jobs", "3", "--results", str(tmp_path / "pooled")])
-    assert pooled.exit_code == 0, pooled.output
-    assert "4 run(s) done" in pooled.output
-    assert result_files(tmp_path / "serial") == result_files(tmp_path / "pooled")
-    # A rerun with everything finished: no run is handed to a worker, and the early workers (none here) are stopped.
-    again = CliRunner().invoke(app, ["reproduce", recipe, "--jobs", "3", "--results", str(tmp_path / "pooled")])
+    written = result_files(tmp_path / "r")
+    again = CliRunner().invoke(app, ["reproduce", recipe, "--jobs", "3", "--results", str(tmp_path / "r")])
     assert again.exit_code == 0, again.output
     assert "0 run(s) done, 4 already finished" in again.output
+    assert result_files(tmp_path / "r") == written
+    wait_for(lambda: not multiprocessing.active_children(), 10, "no worker left")
 
 
 def test_the_workers_count_matches_the_runs_when_jobs_exceed_them(tmp_path):

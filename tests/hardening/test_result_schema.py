@@ -91,9 +91,6 @@ CASES = [
 ]
 
 
-PLOT_CRASHED = ("hidden 'abc'", "batch_size 'abc'", "kept sizes as text")  # the cases that crashed `dba plot`
-
-
 @pytest.mark.parametrize("label, relative, field, value, named", CASES, ids=[case[0] for case in CASES])
 def test_a_result_file_of_the_wrong_type_or_range_is_skipped_by_table_and_plot_naming_the_file_and_field(
     trained, tmp_path, label, relative, field, value, named
@@ -110,11 +107,24 @@ def test_a_result_file_of_the_wrong_type_or_range_is_skipped_by_table_and_plot_n
     method = relative.split("/")[1]
     assert counts(table.stdout)[method] == 1  # the other seed only: the damaged one is counted nowhere
     assert counts(table.stdout)["adam" if method != "adam" else "sgd"] == 2
-    if label not in PLOT_CRASHED:
-        return  # figures read through the same check (plotting costs a second a case)
+
+
+def test_the_files_that_crashed_plot_are_skipped_by_it_naming_each(trained, tmp_path):
+    """hidden 'abc', batch_size 'abc' and kept sizes as text, one in each method's seed 0, in one folder."""
+    results = lay_out(trained, tmp_path / "results")
+    cases = {case[0]: case for case in CASES}
+    edits = [("tiny/sgd/seed-0.json", "hidden 'abc'"), ("tiny/adam/seed-0.json", "batch_size 'abc'"),
+             ("tiny/dba/seed-0.json", "kept sizes as text")]
+    for relative, label in edits:
+        document = json.loads(trained[relative])
+        set_path(document, cases[label][2], cases[label][3])
+        (results / relative).write_text(json.dumps(document))
     plot = runner.invoke(app, ["plot", "--results", str(results)])
     assert plot.exit_code == 0, plot.output
-    assert relative in plot.output and "internal error" not in plot.output
+    assert "internal error" not in plot.output
+    for relative, label in edits:
+        assert any(relative in line and cases[label][4] in line for line in plot.output.splitlines()), (label, plot.output)
+    assert (results / "figures" / "tiny-accuracy-vs-epoch.png").is_file()  # drawn from the other seed
 
 
 def test_a_5000_digit_number_is_named_with_its_file(trained, tmp_path):
