@@ -120,8 +120,11 @@ import atexit, os
 if os.environ.get("DBA_TEST_EXIT_MARK"):  # only in this test's worker processes
     import dba_cli.run.runners as runners
     train = runners.run_document
+    def mark(kind):
+        open(os.path.join(os.environ["DBA_TEST_EXIT_MARK"], f"{kind}-{os.getpid()}"), "w").close()
     def marking(planned, *args, **kwargs):
-        atexit.register(lambda: open(os.path.join(os.environ["DBA_TEST_EXIT_MARK"], str(os.getpid())), "w").close())
+        mark("trained")
+        atexit.register(lambda: mark("left"))
         return train(planned, *args, **kwargs)
     runners.run_document = marking
 """
@@ -137,7 +140,10 @@ def test_a_worker_leaves_without_teardown_after_every_exit_handler_registered_by
     outcome = CliRunner().invoke(app, ["reproduce", write(tmp_path, GRID, "grid.yaml"), "--jobs", "2",
                                        "--results", str(tmp_path / "r")])
     assert outcome.exit_code == 0, outcome.output
-    assert len(list(marks.iterdir())) == 2  # both workers ran the handler their runs registered, then left
+    names = [path.name for path in marks.iterdir()]
+    trained = {name.removeprefix("trained-") for name in names if name.startswith("trained-")}
+    left = {name.removeprefix("left-") for name in names if name.startswith("left-")}
+    assert trained and left == trained  # every worker that trained ran the handlers its runs registered, then left
 
 
 def test_a_cache_folder_that_cannot_be_written_is_not_used_and_nothing_lands_beside_the_sources(tmp_path):
