@@ -212,6 +212,8 @@ def check_document(document: dict, path: str | PurePath | None = None, inside: s
     canonical = config.to_dict()
     if canonical != stored.config:
         differ = sorted(key for key in {*canonical, *stored.config} if canonical.get(key) != stored.config.get(key))
+        if differ[0] not in stored.config:
+            raise ResultProblem(f"config.{differ[0]}: missing; dba writes it in every config of this kind")
         raise ResultProblem(f"config.{differ[0]}: not in the form dba writes (got {excerpt(stored.config.get(differ[0]))})")
     if config.seed != stored.seed:
         raise ResultProblem(f"seed: {stored.seed}, but its config.seed is {config.seed}")
