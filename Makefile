@@ -20,7 +20,7 @@ BEYOND_ABLATE ?=
 JOBS ?=
 GRID_FLAGS = --results $(RESULTS) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: install test test-fast test-cuda gpu-check fuzz smoke paper-tables paper-tables-steps fair-comparison beyond-mnist fashion-data convergence foundation bench bench-pipeline clean
+.PHONY: install test test-fast test-cuda gpu-check fuzz smoke paper-tables paper-tables-steps fair-comparison beyond-mnist fashion-data convergence foundation bench bench-pipeline bench-startup clean
 
 install:  ## create .venv and install dba with its test tools and Ray (--ray; the tests start a local cluster)
 	$(PYTHON) -m venv $(VENV)
@@ -106,6 +106,9 @@ bench:  ## DBA step timing against plain SGD and a naive DBA
 
 bench-pipeline:  ## one epoch of full-MNIST SGD: our tensor pipeline vs torchvision + DataLoader
 	$(DBA) bench pipeline
+
+bench-startup:  ## --jobs 2 against --jobs 1 on a 6-run, 60-epoch grid, alternated in one sitting (docs/scaling.md#start-up)
+	$(PY) -m tests.startup_ratio
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache $(SMOKE_RESULTS)
