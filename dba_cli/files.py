@@ -125,6 +125,21 @@ def path_problem(path: str | Path) -> str | None:
     return None
 
 
+def write_problem(folder: str | Path) -> str | None:
+    """Why a file cannot be created in the existing `folder` (read-only, a read-only mount, no space), or None.
+
+    Probed with a real temporary file, created and removed: permissions alone
+    do not say it (root writes through them; a read-only mount refuses everyone).
+    """
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def check_output_file(path: str | Path) -> Path:
     """Before training: `path` can receive a file, without creating any folder. Raises ResultsNotWritable.
 
@@ -153,12 +168,9 @@ def check_output_file(path: str | Path) -> Path:
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         raise ResultsNotWritable(f"--output {path}: folder {folder} {what}; dba creates no folders for --output. {fix}")
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ResultsNotWritable(f"--output {path}: cannot write in {folder} ({exc.strerror or exc}). {fix}") from None
+    problem = write_problem(folder)
+    if problem is not None:
+        raise ResultsNotWritable(f"--output {path}: cannot write in {folder} ({problem}). {fix}")
     return path
 
 

@@ -13,15 +13,13 @@ line naming it, checked before any report is rebuilt (`check_reports_writable`).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ResultsNotWritable
-from ..files import write_text_atomic
+from ..files import write_problem, write_text_atomic
 from ..recipes.loading import list_recipes, load_recipe, recipe_order
 from ..recipes.recipe import Recipe
 from ..studies import converge, protocol, tune
@@ -79,12 +77,9 @@ NOT_WRITABLE_FIX = (
 
 def check_reports_writable(results_dir: Path) -> None:
     """Before any report is rebuilt: a file can be created in `results_dir` (an existing folder). Raises ResultsNotWritable."""
-    try:
-        fd, probe = tempfile.mkstemp(dir=results_dir, prefix=".write-test-", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ResultsNotWritable(f"results folder {results_dir} is not writable ({exc.strerror or exc}); {NOT_WRITABLE_FIX}") from None
+    problem = write_problem(results_dir)
+    if problem is not None:
+        raise ResultsNotWritable(f"results folder {results_dir} is not writable ({problem}); {NOT_WRITABLE_FIX}")
 
 
 @contextmanager

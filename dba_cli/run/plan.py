@@ -9,7 +9,6 @@ training code (or whose subset no longer reproduces from its seed) is stale.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, ResultsNotWritable
-from ..files import resolve_inside, write_text_atomic
+from ..files import resolve_inside, write_problem
 from ..recipes.planned import PlannedRun
 from ..results.format import code_label
 from ..results.reading import read_result
@@ -138,14 +137,14 @@ def check_writable(results_dir: Path, todo: int) -> None:
         )
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
-        probe = results_dir / f".write-test-{os.getpid()}"
-        write_text_atomic(probe, "ok")
-        probe.unlink()
+        problem = write_problem(results_dir)
     except OSError as exc:
+        problem = exc.strerror or str(exc)
+    if problem is not None:
         raise ResultsNotWritable(
-            f"results folder {results_dir} is not writable ({exc.strerror or exc}). "
+            f"results folder {results_dir} is not writable ({problem}). "
             "Fix: choose another folder with --results, or fix its permissions."
-        ) from None
+        )
     free = shutil.disk_usage(results_dir).free
     needed = todo * BYTES_PER_RESULT + CHECKPOINT_BYTES
     if free < needed:
