@@ -81,13 +81,17 @@ Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Loss = float  # NaN or infinite where a run diverged
 Epoch = Annotated[int, Field(ge=1, le=MAX_EPOCHS)]
 Size = Annotated[int, Field(ge=0)]
-Columns = Annotated[list, Field(min_length=1, max_length=MAX_EPOCHS)]
+
+
+def column(item):
+    """A per-epoch column: one `item` per epoch (or evaluated epoch), at least one, at most a run's epochs."""
+    return Annotated[list[item], Field(min_length=1, max_length=MAX_EPOCHS)]
 
 
 class Evaluated(Stored):
     """The epochs a run evaluated, and each evaluation's values (a column per quantity, a row per epoch)."""
 
-    epoch: Annotated[list[Epoch], Field(min_length=1, max_length=MAX_EPOCHS)]
+    epoch: column(Epoch)
     test_loss: list[Loss | None] | None = None
     test_accuracy: list[Percent | None] | None = None
     val_loss: list[Loss | None] | None = None
@@ -127,8 +131,8 @@ class Kept(Stored):
 class History(Stored):
     """Per-epoch columns of every epoch, the evaluated epochs apart, DBA's kept sizes per layer."""
 
-    train_loss: Annotated[list[Loss], Field(min_length=1, max_length=MAX_EPOCHS)]
-    train_seconds: Annotated[list[Seconds], Field(min_length=1, max_length=MAX_EPOCHS)]
+    train_loss: column(Loss)
+    train_seconds: column(Seconds)
     evaluated: Evaluated | None = None
     kept: Annotated[dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,64}$")], Kept], Field(max_length=MAX_LAYERS)] | None = None
 
