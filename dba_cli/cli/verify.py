@@ -90,7 +90,7 @@ def verify(
     from ..files import resolve_inside
     from ..recipes.loading import load_recipe
     from ..recipes.planned import PlannedRun
-    from ..results.reading import finished_results, read_result
+    from ..results.reading import read_result
     from ..settings.run import RunConfig
     from ..settings.validation import make_config
 
@@ -100,7 +100,7 @@ def verify(
             raise ConfigError("--runs and --all: give one of them (--all retrains every committed run).")
         loaded = load_recipe(recipe)
         committed_dir = results or Path("results")
-        documents = committed_runs(committed_dir, loaded.name, finished_results)
+        documents = committed_runs(committed_dir, loaded.name)
         documents = only_methods(documents, split_names(methods), loaded.name, committed_dir)
         method_count = len({document["method_name"] for document in documents.values()})
         keys = selected(documents, None if all_runs else runs or method_count, list(loaded.methods))
@@ -137,8 +137,10 @@ def verify(
     raise typer.Exit(code=0 if passed else 1)
 
 
-def committed_runs(committed_dir: Path, name: str, finished_results) -> dict[str, dict]:
+def committed_runs(committed_dir: Path, name: str) -> dict[str, dict]:
     """RECIPE/METHOD/seed-N.json -> its document, for every finished committed run of the recipe (damaged ones warned of)."""
+    from ..results.reading import finished_results
+
     folder = committed_dir / name
     if not folder.is_dir():
         raise ConfigError(

@@ -38,6 +38,7 @@ from typing import Callable
 
 from tests.hardening import measure
 from tests.hardening.measure import limit_file_size, run, tree_rss
+from tests.hardening.test_folders import interrupt_once_loading
 from tests.hardening.test_result_schema import RECIPE as SCHEMA_RECIPE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -361,15 +362,14 @@ def interrupted(args: list[str], cwd: Path, env: dict) -> dict:
     started = time.monotonic()
     process = subprocess.Popen([PYTHON, "-m", "dba_cli", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=limit_file_size)
-    sent, peak = False, 0
-    while process.poll() is None and not sent and time.monotonic() - started < measure.TIMEOUT:
+    peak = 0
+
+    def sample() -> bool:
+        nonlocal peak
         peak = max(peak, tree_rss(process.pid))
-        try:
-            if "matplotlib" in Path(f"/proc/{process.pid}/maps").read_text():
-                process.send_signal(signal.SIGINT)
-                sent = True
-        except OSError:
-            break
+        return time.monotonic() - started < measure.TIMEOUT
+
+    sent = interrupt_once_loading(process, "matplotlib", sample)
     try:
         output = process.communicate(timeout=measure.TIMEOUT)[0]
         code = f"exit {process.returncode}"

@@ -183,6 +183,21 @@ def test_an_empty_home_means_no_cache_never_one_at_the_root(tmp_path, monkeypatc
     assert default_cache_dir() == cache_root() == tmp_path / "xdg" / "dba"
 
 
+def interrupt_once_loading(process: subprocess.Popen, library: str, keep_going=lambda: True) -> bool:
+    """Send SIGINT as soon as `library`'s files are mapped into `process` (mid-import); whether it was sent.
+
+    `keep_going` is asked on every look (tests/hardening/measure_round4.py samples memory and a deadline there).
+    """
+    while process.poll() is None and keep_going():
+        try:
+            if library in Path(f"/proc/{process.pid}/maps").read_text():
+                process.send_signal(signal.SIGINT)
+                return True
+        except OSError:
+            break
+    return False
+
+
 @pytest.mark.slow
 def test_sigint_while_matplotlib_loads_says_interrupted(results, tmp_path):
     """SIGINT once matplotlib's files are mapped into `dba plot` (mid-import): "Interrupted.", exit 130."""
@@ -191,14 +206,7 @@ def test_sigint_while_matplotlib_loads_says_interrupted(results, tmp_path):
         [sys.executable, "-m", "dba_cli", "plot", "--results", str(results), "--out", str(tmp_path / "figures")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
     )
-    sent = False
-    while process.poll() is None and not sent:
-        try:
-            if "matplotlib" in Path(f"/proc/{process.pid}/maps").read_text():
-                process.send_signal(signal.SIGINT)
-                sent = True
-        except OSError:
-            break
+    sent = interrupt_once_loading(process, "matplotlib")
     output, _ = process.communicate(timeout=60)
     if not sent:
         pytest.skip("dba plot ended before matplotlib's files could be seen loading")
