@@ -1,4 +1,4 @@
-"""Drawing a run's training subset and validation split, once per seed, from the training set only.
+"""Drawing a run's training subset and validation split (or its cross-validation folds), once per seed, from the training set only.
 
 Subsets are stratified by class, as the spec's protocol asks (`uniform` is a
 diagnostic); the indices are sorted, and their hash is recorded with every
@@ -67,6 +67,25 @@ def draw_validation(count: int, size: int, seed: int, exclude: torch.Tensor | No
     generator = torch.Generator().manual_seed(derive_seed(seed, "validation"))
     order = torch.randperm(len(members), generator=generator)
     return torch.sort(members[order[:size]]).values
+
+
+def split_folds(labels: torch.Tensor, indices: torch.Tensor, folds: int, seed: int) -> list[torch.Tensor]:
+    """The subset `indices` split into `folds` class-stratified folds, each sorted; deterministic for a seed.
+
+    Each class's images, in a seeded random order, are dealt to the folds in
+    turn, one deal continuing from class to class: so every fold holds ~1/k of
+    every class (per-class counts differ by at most 1) and the fold sizes
+    differ by at most 1 (fold f holds n // k + (f < n % k) images, see
+    settings/run.py fold_size). The folds are disjoint and their union is the subset.
+    """
+    generator = torch.Generator().manual_seed(derive_seed(seed, "folds"))
+    subset_labels = labels[indices]
+    dealt = []
+    for cls in range(NUM_CLASSES):
+        members = indices[subset_labels == cls]
+        dealt.append(members[torch.randperm(len(members), generator=generator)])
+    order = torch.cat(dealt)
+    return [torch.sort(order[fold::folds]).values for fold in range(folds)]
 
 
 def indices_hash(indices: torch.Tensor) -> str:

@@ -60,6 +60,8 @@ MAX_CHANNELS = 4096  # a convolution's output channels
 MAX_EPOCHS = 100_000
 MAX_BATCH = 1_000_000
 MAX_SEED = 2**31 - 1
+MAX_FOLDS = 20  # k of k-fold cross-validation: 2..20 (more folds of a small subset validate on a handful of images)
+SCHEDULES = ("constant", "cosine")  # learning-rate schedules (training/optim.py)
 Width = Annotated[Int, Field(ge=1, le=MAX_WIDTH)]  # a layer's width
 Channels = Annotated[Int, Field(ge=1, le=MAX_CHANNELS)]  # a convolution's output channels
 
@@ -102,6 +104,11 @@ class RunConfig(Strict):
     epochs: Int = setting(50, group="training", ge=1, le=MAX_EPOCHS, help="Passes over the training subset.")
     batch_size: Int = setting(64, group="training", ge=1, le=MAX_BATCH, help="Mini-batch size.")
     seed: Int = setting(0, group="seed", ge=0, le=MAX_SEED, help="Seed for the subset, the initial weights and the batch order.")
+    schedule: Literal[SCHEDULES] = setting(
+        "constant", group="method", omit_default=True,
+        help="Learning-rate schedule: constant, or cosine (step t of T = epochs x steps per epoch: "
+        "lr x 0.5 x (1 + cos(pi t / T)), no warm-up).",
+    )
     dba: DBAConfig | None = setting(None, group="method", help="DBA's settings (method dba only; defaults filled in).")
     # Protocol: the defaults are the spec's protocol; other values are diagnostics.
     validation_size: Int = setting(
@@ -115,6 +122,15 @@ class RunConfig(Strict):
     resample: Literal["once", "every_epoch"] = setting(
         "once", group="protocol", omit_default=True,
         help="once: one subset per seed; every_epoch: a fresh subset each epoch (a diagnostic).",
+    )
+    folds: Int = setting(
+        0, group="protocol", omit_default=True, ge=0, le=MAX_FOLDS,
+        help=f"k-fold cross-validation inside the subset: 0 = none, else 2..{MAX_FOLDS} class-stratified folds "
+        "(one validates, the others train).",
+    )
+    fold: Int = setting(
+        0, group="protocol", omit_default=True, ge=0, le=MAX_FOLDS - 1,
+        help="The fold held out for validation (0..folds-1; with folds > 0 only).",
     )
 
     @model_validator(mode="before")
@@ -148,6 +164,7 @@ class RunConfig(Strict):
         if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
             raise ValueError("nesterov: needs SGD with momentum > 0; set momentum (e.g. 0.9) or drop nesterov")
         self.check_validation_split()
+        self.check_folds()
         self.check_model_fields()
         return self
 
@@ -164,6 +181,39 @@ class RunConfig(Strict):
             raise ValueError(
                 f"validation_size: {self.validation_size} is more than the {TRAIN_SIZE - subset} training images "
                 f"outside the {subset}-image subset ({self.data}); use at most {TRAIN_SIZE - subset}"
+            )
+
+    def check_folds(self) -> None:
+        """Cross-validation splits the subset itself: it needs a subset, and is the only validation split."""
+        if self.folds == 0:
+            if self.fold:
+                raise ValueError(
+                    f"fold: {self.fold} is set but folds is 0 (no cross-validation); set folds (e.g. 5) or drop fold"
+                )
+            return
+        subset = parse_subset(self.data).size()
+        if self.folds == 1:
+            raise ValueError(f"folds: 1 leaves nothing to train on; use 0 (no cross-validation) or 2..{MAX_FOLDS}")
+        if self.fold >= self.folds:
+            raise ValueError(f"fold: {self.fold} is not a fold of {self.folds} (they are 0..{self.folds - 1}); use fold < folds")
+        if subset is None:
+            raise ValueError(
+                "folds: cross-validation splits a subset, but data is full; use a subset (e.g. data: 1pct) "
+                "or validation_size (a split held out of the full set) instead"
+            )
+        if self.validation_size:
+            raise ValueError(
+                f"folds: {self.folds} and validation_size: {self.validation_size} are two validation splits; "
+                "use one: set validation_size to 0 (the fold validates) or folds to 0"
+            )
+        if self.folds > subset:
+            raise ValueError(
+                f"folds: {self.folds} is more than the {subset} images of the subset ({self.data}); use at most {subset}"
+            )
+        if self.resample != "once":
+            raise ValueError(
+                "folds: cross-validation splits one subset, but resample is every_epoch (a fresh subset each epoch); "
+                "set resample to once or folds to 0"
             )
 
     def check_model_fields(self) -> None:
@@ -221,6 +271,8 @@ def run_config(**values) -> RunConfig:
 def run_notes(config: RunConfig) -> list[str]:
     """What a user should know before a run that is valid but may not do what they expect."""
     size = parse_subset(config.data).size() or TRAIN_SIZE - config.validation_size
+    if config.folds:
+        size -= fold_size(size, config.folds, config.fold)
     batch = min(config.batch_size, size)
     notes = []
     if config.batch_size > size:
@@ -236,6 +288,11 @@ def run_notes(config: RunConfig) -> list[str]:
     return notes
 
 
+def fold_size(subset: int, folds: int, fold: int) -> int:
+    """Images in fold `fold` of a `subset`-image subset: the draw deals them to folds in turn (data/subsets.py split_folds)."""
+    return subset // folds + (fold < subset % folds)
+
+
 def describe(config: RunConfig, batch_size: int | None = None) -> str:
     """A method's setting in a few words, as reports name it: "sgd, lr 0.1, momentum 0.9" or "DBA over sgd, lr 0.1; ...".
 
@@ -249,6 +306,8 @@ def describe(config: RunConfig, batch_size: int | None = None) -> str:
             parts.append(f"{name.replace('_', ' ')} {getattr(config, name):g}")
     if config.nesterov:
         parts.append("Nesterov")
+    if config.schedule != "constant":
+        parts.append(f"{config.schedule} schedule")
     if batch_size is not None and config.batch_size != batch_size:
         parts.append(f"batch {config.batch_size}")
     text = ", ".join(parts)

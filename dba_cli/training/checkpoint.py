@@ -1,8 +1,9 @@
 """Per-epoch checkpoints, so that `kill -9` or a power cut loses at most about one epoch.
 
 A checkpoint holds everything the rest of a run depends on: the model's
-weights, the optimizer's state (and DBA's), the mini-batch generator's state,
-the global RNG state and the history so far. Resuming from it trains the
+weights, the optimizer's state (and DBA's, and the learning-rate schedule's
+position: the Stepper's state), the mini-batch generator's state, the global
+RNG state and the history so far. Resuming from it trains the
 same numbers as an uninterrupted run (bit-identical on CPU; tested). It is
 written atomically next to the run's result file and deleted once the result
 is written. A checkpoint that cannot be read, or was made with another config,

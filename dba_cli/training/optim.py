@@ -1,9 +1,11 @@
-"""One optimisation step: the base optimizers, and a DBA step or a plain one behind the same call.
+"""One optimisation step: the base optimizers, their learning-rate schedule, and a DBA step or a plain one behind the same call.
 
 Adam and AdamW use the fused kernel (CPU and CUDA): about 1.4x faster per step here.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -25,16 +27,41 @@ def make_optimizer(params, config: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
 
 
+def cosine_factor(step: int, total_steps: int) -> float:
+    """The cosine schedule's multiple of the learning rate at step `step` (0-based) of `total_steps`: 1 down towards 0."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, config: RunConfig, total_steps: int | None):
+    """The config's learning-rate schedule over the whole run, stepped once per optimizer step (None: constant).
+
+    LambdaLR sets each step's lr to lr x factor; the factor is 0.5 (1 + cos),
+    and halving is exact in floating point, so that is exactly the formula's
+    lr x 0.5 x (1 + cos(pi t / T)). Its position (t) is part of the
+    Stepper's state, so a run resumed from a checkpoint continues it.
+    """
+    if config.schedule == "constant":
+        return None
+    if total_steps is None:
+        raise ValueError(f"schedule {config.schedule} needs the run's total number of optimizer steps")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total_steps))
+
+
 class Stepper:
-    """One optimisation step on a mini-batch, and the optimizer (and DBA) state a checkpoint needs.
+    """One optimisation step on a mini-batch, and the optimizer (DBA, schedule) state a checkpoint needs.
+
+    `total_steps` (epochs x steps per epoch) is what a cosine schedule decays
+    over; the schedule steps after every optimizer step, DBA's included (DBA
+    steps the same optimizer object).
 
     Calling it returns the batch's mean loss (a 0-dim tensor, left on the
     device to avoid a sync) and, for DBA, the kept subset size per layer.
     """
 
-    def __init__(self, model: nn.Module, config: RunConfig) -> None:
+    def __init__(self, model: nn.Module, config: RunConfig, total_steps: int | None = None) -> None:
         self.model = model
         self.optimizer = make_optimizer(model.parameters(), config)
+        self.schedule = make_schedule(self.optimizer, config, total_steps)
         self.engine = None
         if config.method == "dba":
             from ..dba.engine import DBA
@@ -44,20 +71,27 @@ class Stepper:
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, int] | None]:
         if self.engine is not None:
             result = self.engine.step(inputs, targets)
-            return result.loss, result.kept
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.model(inputs), targets)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach(), None
+            loss, kept = result.loss, result.kept
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(self.model(inputs), targets)
+            loss.backward()
+            self.optimizer.step()
+            loss, kept = loss.detach(), None
+        if self.schedule is not None:
+            self.schedule.step()
+        return loss, kept
 
     def state_dict(self) -> dict:
-        if self.engine is not None:
-            return {"dba": self.engine.state_dict()}
-        return {"optimizer": self.optimizer.state_dict()}
+        state = {"dba": self.engine.state_dict()} if self.engine is not None else {"optimizer": self.optimizer.state_dict()}
+        if self.schedule is not None:
+            state["schedule"] = self.schedule.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if self.engine is not None:
             self.engine.load_state_dict(state["dba"])
         else:
             self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..data.datasets import Dataset
-from ..data.subsets import draw_subset, draw_validation, indices_hash
+from ..data.subsets import draw_subset, draw_validation, indices_hash, split_folds
 from ..models import build_model
 from ..seeding import derive_seed
 from ..settings.run import RunConfig
@@ -38,8 +38,8 @@ class TrainData:
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
-    indices: torch.Tensor  # the training subset, into the training set, sorted
-    x_val: torch.Tensor | None = None  # validation split: training images outside the subset
+    indices: torch.Tensor  # the images it trains on (the subset, less the validation fold), into the training set, sorted
+    x_val: torch.Tensor | None = None  # validation split: training images outside the subset, or a fold of it
     y_val: torch.Tensor | None = None
     val_indices: torch.Tensor | None = None
 
@@ -95,6 +95,8 @@ def draw_indices(dataset: Dataset, config: RunConfig) -> tuple[torch.Tensor, tor
     The subset is drawn first, from the whole training set, so that adding a
     validation split never changes it; the validation images come from the
     rest. For `full`, the validation images are held out of the training set.
+    With `folds`, the subset itself is split: fold `fold` validates, the run
+    trains on the others (the subset indices it records are those).
     Both depend only on the config (seed included), so a result file need not
     store them: their hashes are enough to check a stored run against its seed.
     """
@@ -106,7 +108,11 @@ def draw_indices(dataset: Dataset, config: RunConfig) -> tuple[torch.Tensor, tor
         indices = draw_subset(dataset.train_labels, spec, config.seed, exclude=val_indices)
     else:
         indices = draw_subset(dataset.train_labels, spec, config.seed, draw=config.subset_draw)
-        if config.validation_size:
+        if config.folds:  # k-fold inside the subset: one fold validates, the others train; nothing from outside
+            parts = split_folds(dataset.train_labels, indices, config.folds, config.seed)
+            val_indices = parts[config.fold]
+            indices = torch.sort(torch.cat([part for k, part in enumerate(parts) if k != config.fold])).values
+        elif config.validation_size:
             val_indices = draw_validation(len(dataset.train_labels), config.validation_size, config.seed, indices)
     return indices, val_indices
 
@@ -220,7 +226,8 @@ def train(
     deterministic_convolutions(device)
     data = prepare_data(dataset, config, device)
     model = build_model(config.architecture, config.hidden, config.channels, config.activation, config.seed).to(device)
-    step = Stepper(model, config)
+    steps_per_epoch = math.ceil(len(data.indices) / config.batch_size)
+    step = Stepper(model, config, total_steps=config.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, "batches"))
     result = RunResult(
         config=config.to_dict(),
