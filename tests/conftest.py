@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,16 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DBA_CACHE_DIR", str(tmp_path / "dba-cache"))
     monkeypatch.setenv("DBA_JOBS", "1")  # the default (all cores) spawns workers: tests of --jobs say so
     monkeypatch.delenv("DBA_RAY_ADDRESS", raising=False)
+
+
+SMALL_PROTOCOL = Path(__file__).resolve().parent / "small-protocol.yaml"
+
+
+@pytest.fixture
+def small_protocol(monkeypatch):
+    """Studies under tests/small-protocol.yaml: the packaged rules with a budget and seed counts tiny runs can afford."""
+    monkeypatch.setenv("DBA_PROTOCOL", str(SMALL_PROTOCOL))
+    return SMALL_PROTOCOL
 
 
 def pytest_collection_modifyitems(config, items):

@@ -5,6 +5,7 @@ so a synthetic document must be complete: `complete` fills in the provenance a t
 does not care about and puts its config in the canonical form of a real run.
 """
 
+from dba_cli.recipes.protocol import declaration
 from dba_cli.results.format import SCHEMA_VERSION
 from dba_cli.settings.run import run_config
 
@@ -25,6 +26,7 @@ def complete(document: dict) -> dict:
         "eval_seconds": sum(record.get("eval_seconds") or 0.0 for record in history),
         "device_name": "x86_64, 1 threads",
         "code": {"hash": "0123456789abcdef", "commit": None, "dirty": False},
+        "protocol": declaration().digest,  # made under the declaration in force (a test may say otherwise)
         "finished_at": "2026-12-02T00:00:00+00:00",
         **document,
         "config": config.to_dict(),

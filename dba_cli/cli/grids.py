@@ -73,6 +73,22 @@ def reproduce(
             )
 
 
+def train_extended_grid(executor, study_runs, extended_grid) -> list:
+    """Train a search's candidates, then the edge rule's extensions round by round, until it adds none.
+
+    The grid is recomputed from the result files each round (`extended_grid`),
+    so an interrupted search continues where it stopped with the same grid.
+    """
+    limit = 1 + 20 * 8  # at most max_extensions (<= 20) rounds for each of at most 8 families: never loops for ever
+    for _ in range(limit):
+        grid, extensions, _ = extended_grid()
+        runs = study_runs(grid)
+        plan = executor.execute(runs, wait_for_busy=True)  # the choice needs every candidate
+        if not plan.done or plan.failed:  # nothing new: the grid cannot change any more
+            return extensions
+    return extensions
+
+
 @with_grid_options
 def tune(
     recipe: RecipeArgument,
@@ -80,18 +96,28 @@ def tune(
         bool, typer.Option("--choose-only", help="Train the candidates and write chosen.yaml and the report; run nothing on "
                            "the reported seeds (paste chosen.yaml into the recipe first, then rerun without it).")
     ] = False,
+    validation: Annotated[
+        Optional[str], typer.Option(
+            help="Where candidates are validated: 'folds' (k-fold inside the training subset, the declaration's primary "
+                 "for data-scarce recipes) or 'holdout' (5,000 images outside the subset: the declared sensitivity "
+                 "variant, filed under RESULTS/tune-holdout/). Default: the declaration's primary for the recipe.",
+            show_default=False)
+    ] = None,
     *,
     options: GridOptions,
 ) -> None:
-    """Choose each family's setting on a validation split (the same budget of settings for every family), then run it on the recipe's seeds.
+    """Choose each family's setting under the protocol declaration (the same budget and axes for every family), then run it on the reported seeds.
 
-    Candidates train on the recipe's tuning seeds and are ranked by mean final validation accuracy.
-    Writes RESULTS/tune/RECIPE.md (the choice, the sensitivity, every candidate), RESULTS/tune/RECIPE/chosen.yaml
-    (paste into the recipe) and the reruns on the recipe's seeds as FAMILY-tuned: in RESULTS/RECIPE/, shared with
+    Candidates train on the declaration's tuning seeds, are validated on folds of the training subset (data-scarce
+    recipes) or a held-out split, and are ranked by mean minus k sd of validation accuracy; where a family's best lies
+    at the end of a numeric line of its grid, one step beyond is tried (the edge rule, logged in the report).
+    Writes RESULTS/tune/RECIPE.md (the choice, failures, the sensitivity, every candidate), RESULTS/tune/RECIPE/chosen.yaml
+    (paste into the recipe) and the reruns on the reported seeds as FAMILY-tuned: in RESULTS/RECIPE/, shared with
     `dba reproduce`, where the recipe already holds that setting, else in RESULTS/tune/RECIPE/reruns/; each family's
     runners-up also run on the reported seeds (RESULTS/tune/RECIPE/top/). Finished runs are kept: rerunning continues
     where it stopped.
     """
+    from ..errors import ConfigError
     from ..files import write_text_atomic
     from ..reports.write import write_tune_report
     from ..settings.run import describe
@@ -99,28 +125,40 @@ def tune(
     from ..studies.candidates import choose
 
     with user_errors():
+        if validation is not None and validation not in study.VARIANTS:
+            raise ConfigError(f"--validation: {validation!r} is not one of {', '.join(study.VARIANTS)}.")
         loaded = load(recipe, options)
-        candidates = study.candidate_runs(loaded, options.smoke)
-        command = command_text("tune", recipe, options)
-        err.print(f"tune {loaded.name}: {study.tune_spec(loaded).budget_text()}: {len(candidates)} tuning runs, then the "
+        variant = validation
+        if variant == "folds" and not study.scarce(loaded):
+            raise ConfigError(f"--validation folds: recipe {loaded.name} trains on the full training set; its candidates "
+                              "are validated on a held-out split (drop --validation).")
+        results = options.results_dir
+        candidates = study.candidate_runs(loaded, options.smoke, variant=variant)
+        command = command_text("tune", recipe, options) + (f" --validation {variant}" if variant else "")
+        err.print(f"tune {loaded.name}: {study.tune_spec(loaded).budget_text()} ({study.validation_of(loaded, variant)} "
+                  f"validation): {len(candidates)} tuning runs, edge extensions where a best lies at an end, then the "
                   "best settings of each family on the reported seeds", highlight=False)
         with executing(options, {loaded.defaults.dataset}, "tuning", candidates) as executor:
-            executor.execute(candidates, wait_for_busy=True)  # the choice needs every candidate
-            scored = study.score(loaded, options.results_dir, options.smoke)
+            train_extended_grid(
+                executor, lambda grid: study.runs_of(loaded, grid, options.smoke, variant),
+                lambda: study.extended_grid(loaded, results, options.smoke, variant),
+            )
+            scored = study.score(loaded, results, options.smoke, variant)
             chosen = choose(scored)
             methods = study.tuned_methods(chosen)
             if not choose_only:
-                reruns = study.tuned_runs(loaded, methods, smoke=options.smoke)
-                executor.execute(reruns + study.runner_up_runs(loaded, scored, options.smoke), wait_for_busy=True)
-        chosen_path = options.results_dir / study.GROUP / loaded.name / "chosen.yaml"
+                reruns = study.tuned_runs(loaded, methods, smoke=options.smoke, variant=variant)
+                executor.execute(reruns + study.runner_up_runs(loaded, scored, options.smoke, variant), wait_for_busy=True)
+        chosen_path = results / study.group(loaded, variant) / loaded.name / "chosen.yaml"
         write_text_atomic(chosen_path, study.chosen_yaml(loaded, methods, command, options.smoke))
         with warnings_shown():
-            report_path = write_tune_report(loaded, options.results_dir, command, options.smoke)
+            report_path = write_tune_report(loaded, results, command, options.smoke, variant)
         for family, entry in chosen.items():
             setting = describe(loaded.config_for(entry.candidate.method, 0), loaded.defaults.batch_size)
-            typer.echo(f"{family}-tuned: {setting} (validation {-entry.key[0]:.2f}%)")
-        for note in study.recipe_differences(loaded, methods):
-            err.print(f"[yellow]note:[/] {note}; paste {chosen_path} into the recipe's methods to make them the recipe's.")
+            typer.echo(f"{family}-tuned: {setting} (score {-entry.key[0]:.2f}%)")
+        if study.group(loaded, variant) == study.GROUP:
+            for note in study.recipe_differences(loaded, methods):
+                err.print(f"[yellow]note:[/] {note}; paste {chosen_path} into the recipe's methods to make them the recipe's.")
         typer.echo(f"wrote {report_path} and {chosen_path}")
 
 
@@ -129,7 +167,7 @@ def ablate(
     recipe: RecipeArgument,
     seeds: Annotated[
         Optional[int],
-        typer.Option(min=1, max=MAX_SEEDS, help="Seeds per variant (0..N-1). Default: the recipe's ablation.seeds.", show_default=False),
+        typer.Option(min=1, max=MAX_SEEDS, help="Seeds per variant: the first N of the declaration's design seeds. Default: all of them.", show_default=False),
     ] = None,
     *,
     options: GridOptions,
@@ -193,10 +231,12 @@ def converge(recipe: RecipeArgument, *, options: GridOptions) -> None:
         study.convergence_spec(loaded)  # before any data is loaded: a recipe without the section is one line
         command = command_text("converge", recipe, options)
         tuning = study.tuning_runs(loaded, options.smoke)
-        err.print(f"converge {loaded.name}: {study.convergence_spec(loaded).budget_text()}: {len(tuning)} tuning runs, then "
-                  "the best settings of each family on the reported seeds", highlight=False)
+        err.print(f"converge {loaded.name}: {study.convergence_spec(loaded).budget_text()}: {len(tuning)} tuning runs, edge "
+                  "extensions where a best lies at an end, then the best settings of each family on the reported seeds",
+                  highlight=False)
         with executing(options, {loaded.defaults.dataset}, "convergence", tuning) as executor:
-            executor.execute(tuning, wait_for_busy=True)
+            train_extended_grid(executor, lambda grid: study.runs_of(loaded, grid, options.smoke),
+                                lambda: study.extended_grid(loaded, options.results_dir, options.smoke))
             scored = study.score(loaded, options.results_dir, options.smoke)
             chosen = choose(scored)
             executor.execute(study.reported_runs(loaded, scored, options.smoke), wait_for_busy=True)

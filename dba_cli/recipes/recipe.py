@@ -24,11 +24,13 @@ from ..settings.roles import RECIPE_ROLES
 from ..settings.run import RunConfig, fields_in
 from ..settings.validation import Float, Int, Strict, config_error, make_config
 from .planned import MAX_SEEDS, PlannedRun, check_grid_size
+from .protocol import declaration
 from .sections import AblationSpec, Claim, ConvergenceSpec, ProtocolSpec, SmokeSpec, TuneSpec
 
 # How tables show a method: an untuned baseline, DBA as the abstract reads, DBA as the
 # recipe chose it by hand, or a setting chosen by `dba tune` on the validation split.
 ROLES = RECIPE_ROLES  # settings/roles.py
+TUNED_ROLES = ("tuned", "tuned-baseline")
 MODEL_FIELDS = tuple(fields_in("model"))
 TRAINING_FIELDS = tuple(fields_in("training"))
 TOP_FIELDS = tuple(fields_in("data"))  # dataset, data: at the recipe's top level
@@ -108,30 +110,44 @@ class Recipe(Strict):
     ) -> list[PlannedRun]:
         """Every method x seed as a validated run, with command-line overrides applied.
 
-        Each method runs seeds 0..N-1, N from `seed_count` (its own `seeds:`, else the
-        recipe's); `seeds` (the `--seeds` option) overrides every method's N.
+        Each method runs its `seed_range`: seeds 0..N-1, N its own `seeds:`, else the
+        recipe's, or, for a tuned method, the declaration's reported seeds (1000..);
+        `seeds` (the `--seeds` option) overrides every method's N.
         `overrides` are RunConfig fields (epochs, batch_size, ...) that replace the
         recipe's values for every run.
         """
         names = self.select_methods(methods)
         if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
             raise ConfigError(f"--seeds: {seeds} must be between 1 and {MAX_SEEDS}.")
-        check_grid_size(sum(seeds if seeds is not None else self.seed_count(name, smoke) for name in names),
-                        f"recipe {self.name}")
+        check_grid_size(sum(len(self.seed_range(name, smoke, seeds)) for name in names), f"recipe {self.name}")
         planned = []
         for name in names:
             method = self.methods[name]
-            for seed in range(seeds if seeds is not None else self.seed_count(name, smoke)):
+            for seed in self.seed_range(name, smoke, seeds):
                 config = self.config_for(method, seed, smoke, label=f"method {name}", method_name=name, **overrides)
                 planned.append(PlannedRun(self.name, name, method.role, config, evaluation=self.evaluation))
         return planned
 
-    def seed_count(self, name: str, smoke: bool = False) -> int:
-        """How many seeds method `name` runs: the smoke count, its own `seeds:`, else the recipe's `seeds`."""
-        if smoke:
-            return self.smoke.seeds
+    def seed_range(self, name: str, smoke: bool = False, seeds: int | None = None) -> range:
+        """The seeds method `name` runs: the first N of its range, N the smoke count, `seeds`, its own `seeds:`, else the recipe's.
+
+        A tuned method (role tuned or tuned-baseline, chosen by `dba tune`) runs the
+        declaration's reported seeds (dba_cli/protocol.yaml: fresh ones, 1000 onward,
+        never seen by any choice), all of them by default; every other method seeds 0, 1, ....
+        """
         method = self.methods.get(name)
-        return method.seeds if method is not None and method.seeds is not None else self.seeds
+        tuned = method is not None and method.role in TUNED_ROLES
+        own = method.seeds if method is not None and method.seeds is not None else None
+        if tuned:
+            reported = declaration().seeds.reported.seeds
+            count = self.smoke.seeds if smoke else seeds if seeds is not None else own or len(reported)
+            return reported[:count]
+        count = self.smoke.seeds if smoke else seeds if seeds is not None else own or self.seeds
+        return range(count)
+
+    def seed_count(self, name: str, smoke: bool = False) -> int:
+        """How many seeds method `name` runs (`seed_range`)."""
+        return len(self.seed_range(name, smoke))
 
     def config_for(
         self, method, seed: int, smoke: bool = False, label: str = "", method_name: str | None = None, **overrides
@@ -195,7 +211,7 @@ class Recipe(Strict):
                 for settings, varying in search.settings(family):
                     where = f"{section} family {family}, setting {varying or settings}"
                     try:
-                        method = make_method(validation_size=search.validation_size, **settings)
+                        method = make_method(**settings)
                     except ValidationError as exc:
                         raise config_error(exc, Method, f"{self.source} ({where})") from None
                     self.config_for(method, 0, label=where)

@@ -16,6 +16,7 @@ from ..settings.names import SafeName
 from ..settings.run import DEFAULT_LR, OPTIMIZERS, RunConfig
 from ..settings.validation import Float, Int, Strict
 from .planned import MAX_SEEDS
+from .protocol import declaration
 
 Optimizer = Literal[OPTIMIZERS]
 Seeds = Annotated[Int, Field(ge=1, le=MAX_SEEDS)]
@@ -42,38 +43,69 @@ class SmokeSpec(Strict):
     seeds: Seeds = 1
 
 
+RETIRED = {  # settings the protocol declaration (dba_cli/protocol.yaml) now fixes for every recipe
+    "seeds": "seeds.tuning", "first_seed": "seeds.tuning", "reported_seeds": "seeds.reported",
+    "validation_size": "validation", "budget": "budget",
+}
+
+
+def refuse_retired(values: Any, section: str) -> Any:
+    """A recipe key that the protocol declaration now decides: one line naming it and where it moved."""
+    if isinstance(values, dict):
+        for key, moved in RETIRED.items():
+            if key in values:
+                raise ValueError(
+                    f"{key}: is no longer a recipe setting of `{section}:`; the protocol declaration decides it for "
+                    f"every recipe (dba_cli/protocol.yaml `{moved}`). Fix: drop `{key}` from the recipe"
+                )
+    return values
+
+
 class Search(Strict):
     """A tuning study's search: every family gets the same budget of settings, tried on the same tuning seeds.
 
     A family (its name becomes the method `<name>-tuned`) is a grid: each axis is
     a list, and every combination of one value per axis is one setting. An axis
-    named after a run setting (`lr`, `weight_decay`, `batch_size`, `dba`, ...)
-    lists that setting's values; an axis with any other name lists mappings of
-    several settings at once (`step: [{momentum: 0}, {momentum: 0.9, nesterov: true}]`).
-    Every family's grid must hold exactly `budget` settings: the comparison a
-    sceptical reviewer accepts gives every method the same number of tries.
-    Candidates train on the tuning seeds `first_seed`, `first_seed + 1`, ...,
-    disjoint from the reported seeds 0..N-1; the `top` best of each family also
-    run on the reported seeds, so that a report can show how much the verdict
-    depends on which of near-tied settings was chosen.
+    named after a run setting (`lr`, `weight_decay`, `dba`, ...) lists that
+    setting's values; an axis with any other name lists mappings of several
+    settings at once (`step: [{momentum: 0}, {momentum: 0.9, nesterov: true}]`).
+    The protocol declaration (dba_cli/protocol.yaml) adds its shared axes
+    (batch size, learning-rate schedule) to every family, and every family's
+    grid, shared axes included, must hold exactly its `budget` K settings: the
+    comparison a sceptical reviewer accepts gives every method the same number
+    of tries on the same axes. The declaration also fixes the tuning seeds, the
+    validation and the reported seeds; the `top` best of each family also run on
+    the reported seeds, so that a report can show how much the verdict depends on
+    which of near-tied settings was chosen.
     """
 
-    validation_size: Int = Field(5000, ge=1)
-    seeds: Int = Field(3, ge=1, le=MAX_SEEDS)  # tuning seeds
-    first_seed: Int = Field(100, ge=0, le=2**31 - 1 - MAX_SEEDS)
-    budget: Int = Field(ge=1, le=MAX_BUDGET)  # settings per family
     top: Int = Field(3, ge=1, le=MAX_TOP)  # per family, the best this many also run on the reported seeds
     families: dict[SafeName, dict[Annotated[str, Field(min_length=1, max_length=64)], Axis]] = Field(min_length=1, max_length=8)
 
+    @model_validator(mode="before")
+    @classmethod
+    def no_retired_keys(cls, values: Any) -> Any:
+        return refuse_retired(values, "tune` or `convergence")
+
     @model_validator(mode="after")
     def every_family_has_the_budget(self) -> Search:
-        sizes = {name: grid_size(axes) for name, axes in self.families.items()}
-        if any(size != self.budget for size in sizes.values()):
+        shared = declaration().shared_axes
+        for name, axes in self.families.items():
+            clash = [axis for axis, values in axes.items() if axis in shared or axis_sets(values, shared)]
+            if clash:
+                raise ValueError(
+                    f"families: {name}.{clash[0]} sets a shared axis ({', '.join(shared)}), which the protocol declaration "
+                    "gives every family alike. Fix: drop it from the family"
+                )
+        budget = self.budget
+        sizes = {name: grid_size(self.axes(name)) for name in self.families}
+        if any(size != budget for size in sizes.values()):
             listed = ", ".join(f"{name} {size}" for name, size in sizes.items())
             raise ValueError(
-                f"budget: the families' grids differ from the budget of {self.budget} settings each ({listed}); "
-                "every family must get the same number of settings. Fix: change the lists so that each family's "
-                f"product of list lengths is {self.budget}"
+                f"families: the families' grids differ from the declared budget of {budget} settings each ({listed}, "
+                f"the shared axes' {declaration().shared_size()} combinations included); every family must get the same "
+                f"number of settings. Fix: change the lists so that each family's product of list lengths is "
+                f"{budget // max(1, declaration().shared_size())}"
             )
         for name, axes in self.families.items():
             for axis, values in axes.items():
@@ -84,9 +116,20 @@ class Search(Strict):
                     )
         return self
 
-    def settings(self, family: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """Every combination of one value per axis of `family`: (its run settings, the settings that vary in the family)."""
-        axes = self.families[family]
+    @property
+    def budget(self) -> int:
+        return declaration().budget
+
+    def axes(self, family: str) -> dict[str, list]:
+        """A family's axes as the recipe wrote them, then the declaration's shared axes."""
+        return {**self.families[family], **declaration().shared_axes}
+
+    def settings(self, family: str, axes: dict[str, list] | None = None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Every combination of one value per axis of `family`: (its run settings, the settings that vary in the family).
+
+        `axes` replaces the family's axes (the edge rule's extended ones).
+        """
+        axes = axes or self.axes(family)
         expanded = [[(axis, value) for value in values] for axis, values in axes.items()]
         found = []
         for combination in itertools.product(*expanded):
@@ -101,10 +144,15 @@ class Search(Strict):
         return found
 
     def budget_text(self) -> str:
-        """"36 / 36 / 36 settings per family (sgd, adam, dba); tuning seeds 100–102"."""
-        sizes = " / ".join(str(grid_size(axes)) for axes in self.families.values())
-        seeds = f"{self.first_seed}–{self.first_seed + self.seeds - 1}" if self.seeds > 1 else str(self.first_seed)
+        """"36 / 36 / 36 settings per family (sgd, adam, dba); tuning seeds 100–104"."""
+        sizes = " / ".join(str(grid_size(self.axes(name))) for name in self.families)
+        seeds = declaration().seeds.tuning.text()
         return f"{sizes} settings per family ({', '.join(self.families)}); tuning seeds {seeds}"
+
+
+def axis_sets(values: list, shared: dict) -> bool:
+    """Whether a mapping axis sets a shared axis' setting in any of its mappings."""
+    return any(isinstance(value, dict) and set(value) & set(shared) for value in values)
 
 
 def grid_size(axes: dict[str, list]) -> int:
@@ -117,12 +165,11 @@ def grid_size(axes: dict[str, list]) -> int:
 class TuneSpec(Search):
     """`dba tune`: the search (`Search`) that chooses each family's setting by final validation accuracy.
 
-    Candidates are ranked by their mean final-epoch accuracy on the validation
-    split (training images outside the subset) over the tuning seeds; ties by
-    the higher worst seed, then by grid order. The test set plays no part in the choice.
+    Candidates are ranked by the declaration's statistic (mean minus k standard
+    deviations of the final validation accuracy over the tuning runs), validated
+    on folds of the subset (data-scarce recipes) or a held-out split; ties by
+    the higher worst run, then by grid order. The test set plays no part in the choice.
     """
-
-    seeds: Int = Field(3, ge=3, le=MAX_SEEDS)  # at least 3 tuning seeds: the mean over them decides
 
 
 class ConvergenceSpec(Search):
@@ -136,14 +183,14 @@ class ConvergenceSpec(Search):
 
     targets: list[Percent] = Field(min_length=1, max_length=16)  # validation accuracies, %; the last ranks the candidates
     epochs: Int = Field(ge=1, le=100_000)
-    reported_seeds: Int = Field(10, ge=2, le=MAX_SEEDS)  # seeds 0..N-1 of the reported runs (paired by seed)
-    seeds: Int = Field(3, ge=1, le=MAX_SEEDS)  # tuning seeds
 
 
 class AblationSpec(Strict):
-    """`dba ablate`: the full grid of these DBA settings, each at its base optimizer's learning rate."""
+    """`dba ablate`: the full grid of these DBA settings, each at its base optimizer's learning rate.
 
-    seeds: Seeds = 3
+    It trains on the declaration's design seeds, never a reported one.
+    """
+
     validation_size: Int = Field(5000, ge=0)
     lr: dict[Optimizer, Float] = Field(default_factory=lambda: dict(DEFAULT_LR))
     metric: list[Literal[METRICS]] = Field(default_factory=lambda: list(METRICS), min_length=1, max_length=len(METRICS))
@@ -154,8 +201,7 @@ class AblationSpec(Strict):
 
 
 class ProtocolSpec(Strict):
-    """`dba protocol`: diagnostics of how protocol choices move the tuned methods' accuracy."""
+    """`dba protocol`: diagnostics of how protocol choices move the tuned methods' accuracy (on the design seeds)."""
 
     methods: list[SafeName] = Field(default_factory=lambda: ["sgd-tuned", "adam-tuned", "dba-tuned"], min_length=1, max_length=64)
-    seeds: Seeds = 3
     widths: list[Annotated[Int, Field(ge=1, le=65536)]] = Field(default_factory=lambda: [128, 1024], max_length=16)

@@ -1,9 +1,11 @@
 """The headline comparison every report makes the same way: tuned DBA against the comparator, and how it moves.
 
-The comparator is the tuned baseline with the higher mean final *validation*
-accuracy on the reported seeds (each seed's validation split; never the test
-set). The difference is paired by seed (same seed, same subset and initial
-weights). The sensitivity: each family's runners-up from `dba tune` (its 2nd
+The comparator is fixed before any reported seed exists: the tuned baseline
+family whose chosen setting ranks best on the *tuning* runs, by the same
+statistic that chose it (the declaration's mean minus k sd of validation
+accuracy; never a reported seed, never the test set). The difference is paired
+by seed (same seed, same subset and initial weights), over the reported runs
+made under the declaration in force (`current`: any other is stale). The sensitivity: each family's runners-up from `dba tune` (its 2nd
 and 3rd best settings on the tuning seeds) also ran on the reported seeds, and
 a comparison is recomputed for every pair of DBA's and that baseline's top
 settings: the range shows whether the verdict hangs on one near tie.
@@ -15,9 +17,20 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..recipes.protocol import declaration
+from ..recipes.recipe import Recipe
 from ..results.reading import finished_results
+from ..studies import tune
+from ..studies.candidates import ranked
 from ..studies.tune import GROUP as TUNE_GROUP
 from .stats import PairedDifference, pair_by_seed, paired_difference
+
+
+def current(documents: list[dict]) -> tuple[list[dict], int]:
+    """The documents made under the declaration in force, and how many others were left out (stale)."""
+    digest = declaration().digest
+    kept = [d for d in documents if d.get("protocol") == digest]
+    return kept, len(documents) - len(kept)
 
 
 def by_seed(documents: list[dict]) -> dict[int, float]:
@@ -30,16 +43,42 @@ def mean_validation(documents: list[dict]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def comparator(baselines: dict[str, list[dict]]) -> str | None:
-    """The baseline with the higher mean final validation accuracy on its runs (first in order on a tie).
+@dataclass(frozen=True)
+class Comparator:
+    """The comparator fixed on the tuning runs: a `<family>-tuned` name, or None and why not."""
 
-    A single baseline is the comparator without a choice; among several, None if none has a validation accuracy.
+    name: str | None
+    why: str
+
+
+def tuning_comparator(recipe: Recipe | None, results_dir: Path, variant: str | None = None) -> Comparator:
+    """The tuned baseline family whose chosen setting ranks best on the tuning runs (first in the grid on a tie).
+
+    It reads tuning runs only: the reported runs (whatever they hold) never
+    move it. None until every candidate of every baseline family has all its
+    tuning runs under the declaration in force.
     """
-    if len(baselines) == 1:
-        return next(iter(baselines))
-    scored = [(mean_validation(documents), -index, name) for index, (name, documents) in enumerate(baselines.items())]
-    scored = [entry for entry in scored if entry[0] is not None]
-    return max(scored)[2] if scored else None
+    if recipe is None or recipe.tune is None:
+        return Comparator(None, "the recipe has no `tune:` section")
+    found = fixed_on_tuning(recipe, results_dir, False, variant)
+    if found.name is None:  # a --smoke folder: its tuning ran on the smoke seeds
+        smoke = fixed_on_tuning(recipe, results_dir, True, variant)
+        return smoke if smoke.name is not None else found
+    return found
+
+
+def fixed_on_tuning(recipe: Recipe, results_dir: Path, smoke: bool, variant: str | None) -> Comparator:
+    scored = tune.score(recipe, results_dir, smoke, variant)
+    runs_each = len(tune.tuning_seeds(recipe, smoke))
+    families = ranked(scored)
+    baselines = [family for family in tune.families(recipe)
+                 if any(s.candidate.family == family and s.candidate.method.role == "tuned-baseline" for s in scored)]
+    missing = [family for family in baselines
+               if any(len(s.documents) < runs_each for s in scored if s.candidate.family == family) or family not in families]
+    if missing:
+        return Comparator(None, f"tuning of {', '.join(missing)} is not complete under this declaration (`dba tune {recipe.name}`)")
+    best = min((families[family][0].key, index, family) for index, family in enumerate(baselines))
+    return Comparator(f"{best[2]}-tuned", "ranks best on the tuning runs")
 
 
 def paired(dba: list[dict], baseline: list[dict]) -> tuple[list[int], PairedDifference]:
@@ -72,7 +111,7 @@ def ranked_runs(results_dir: Path, recipe: str, family: str, tuned: list[dict]) 
     folder = Path(results_dir) / TUNE_GROUP / recipe / "top"
     for path, document in finished_results(folder, f"{recipe}/{family}-top*/seed-*.json"):
         rank = path.parent.name.removeprefix(f"{family}-top")
-        if rank.isdigit():
+        if rank.isdigit() and document.get("protocol") == declaration().digest:
             found.setdefault(int(rank), []).append(document)
     return found
 

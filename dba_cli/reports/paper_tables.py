@@ -17,11 +17,13 @@ import pandas as pd
 from ..errors import ConfigError, UnreadableFile
 from ..files import read_bounded, write_text_atomic
 from ..recipes.loading import RECIPE_ORDER, list_recipes, load_recipe
+from ..recipes.protocol import declaration
 from ..recipes.recipe import Recipe
 from ..results.format import code_label
 from ..results.quantities import reach
 from ..results.reading import finished_results
 from ..settings.run import describe_model
+from .converge_report import primary_test
 from .glance import adjust, comparisons_of, glance_section, paired_csv, paired_section
 from .markdown import markdown_table, mean_std, number
 from .summaries import MethodSummary, error_reduction, summarise
@@ -211,7 +213,7 @@ def warn_unfinished(recipe: Recipe | None, finished: Iterable[tuple[str, int, in
 
     `finished` holds (method_name, seed, epochs trained) per finished run. Runs that all trained
     the recipe's smoke epochs (`dba reproduce --smoke`) are held to the smoke seed count instead.
-    Each method is held to its own seed count (`seeds:` in the method, else the recipe's).
+    Each method is held to its own seeds (`Recipe.seed_range`: a tuned method's are the declaration's reported ones).
     Tables and figures call it, so neither leaves a method out without saying so.
     """
     if recipe is None:
@@ -222,8 +224,9 @@ def warn_unfinished(recipe: Recipe | None, finished: Iterable[tuple[str, int, in
     if Path(results_dir) != Path("results/smoke" if smoke else "results"):
         command += f" --results {results_dir}"
     for method in recipe.methods:
-        expected = recipe.seed_count(method, smoke)
-        found = len({seed for name, seed, _ in finished if name == method and 0 <= seed < expected})
+        seeds = set(recipe.seed_range(method, smoke))
+        expected = len(seeds)
+        found = len({seed for name, seed, _ in finished if name == method and seed in seeds})
         if found < expected:
             shown = "left out" if found == 0 else f"shown with n = {found}"
             warnings.warn(
@@ -281,6 +284,25 @@ def convergence_section(results_dir: Path, recipe: str, claim: str | None = None
     body = "\n".join("#" + line if line.startswith("## ") else line for line in body.splitlines())
     said = [f"The paper's claim, beside ours below: {claim}.", ""] if claim else []
     return ["", "### Time to target, every method tuned (`dba converge`)", "", *said, body.strip()]
+
+
+def time_to_target_tests(results_dir: Path, names: list[str]) -> list:
+    """The declaration's primary time-to-target hypotheses among these recipes that have reported convergence runs."""
+    found = []
+    for name in names:
+        recipe = packaged_recipe(name)
+        if recipe is not None and recipe.convergence is not None and declaration().primary(name, "steps_to_target"):
+            test = primary_test(recipe, results_dir)
+            if test is not None:
+                found.append(test)
+    return found
+
+
+def time_verdict(test, p_holm: float) -> str:
+    """"DBA faster" / "DBA slower" where the Holm-adjusted sign test rejects, else "no difference shown"."""
+    if not math.isnan(p_holm) and p_holm < declaration().tests.alpha and test.wins_a != test.wins_b:
+        return "DBA faster" if test.wins_a > test.wins_b else "DBA slower"
+    return "no difference shown"
 
 
 def build_tables(
@@ -346,7 +368,10 @@ def build_tables(
             if found:
                 lines += ["", None]  # the headline, once every p-value of the table is known
         parts.append((lines, rows, found))
-    adjust(glance)  # Holm over every comparison of the table
+    time_tests = time_to_target_tests(results_dir, ordered)
+    adjusted = adjust(glance, [test.p_value for _, test in time_tests])  # Holm within primary, and within secondary
+    time_lines = [f"- {text}; Holm-adjusted within the primary family p {number(p, 3)}: "
+                  f"{time_verdict(test, p)}." for (text, test), p in zip(time_tests, adjusted)]
     csv_rows: list[dict] = []
     for lines, rows, found in parts:
         sections += [paired_section(found[0].recipe, found) if line is None else line for line in lines]
@@ -355,7 +380,7 @@ def build_tables(
             if comparison.comparator:
                 extra[comparison.dba.method_name] = paired_csv(comparison)
         csv_rows += [{**row, **extra.get(row["method_name"], {})} for row in rows]
-    sections[5:5] = glance_section(glance)  # after the introduction and the code versions
+    sections[5:5] = glance_section(glance, time_lines)  # after the introduction and the code versions
     table = pd.DataFrame(csv_rows)
     if "paired_n" in table:
         table["paired_n"] = table["paired_n"].astype("Int64")  # a count, blank where there are no pairs

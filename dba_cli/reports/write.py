@@ -35,9 +35,9 @@ from .tune_report import report_path as tune_path
 from .tune_report import tune_report
 
 
-def write_tune_report(recipe: Recipe, results_dir: Path, command: str, smoke: bool = False) -> Path:
-    path = tune_path(results_dir, recipe)
-    write_text_atomic(path, tune_report(recipe, results_dir, command, smoke))
+def write_tune_report(recipe: Recipe, results_dir: Path, command: str, smoke: bool = False, variant: str | None = None) -> Path:
+    path = tune_path(results_dir, recipe, variant)
+    write_text_atomic(path, tune_report(recipe, results_dir, command, smoke, variant))
     return path
 
 
@@ -108,6 +108,9 @@ def rebuild_all(results_dir: Path, recipes: list[str] | None, allow_mixed: bool)
     for recipe in studied_recipes(results_dir, tune.GROUP):
         if recipes is None or recipe.name in recipes:
             written.append(write_tune_report(recipe, results_dir, f"dba tune {recipe.name}"))
+    for recipe in studied_recipes(results_dir, f"{tune.GROUP}-holdout"):  # the sensitivity variant of scarce recipes
+        if (recipes is None or recipe.name in recipes) and tune.scarce(recipe):
+            written.append(write_tune_report(recipe, results_dir, f"dba tune {recipe.name} --validation holdout", variant="holdout"))
     for recipe in studied_recipes(results_dir, converge.TUNING_GROUP):
         if recipes is None or recipe.name in recipes:
             written += write_converge_reports(recipe, results_dir, f"dba converge {recipe.name}")

@@ -56,3 +56,23 @@ def final_validation(documents: list[dict]) -> float | None:
     """Mean final validation accuracy over runs that have one; None when none has."""
     values = [d["final_val_accuracy"] for d in documents if d.get("final_val_accuracy") is not None]
     return statistics.fmean(values) if values else None
+
+
+def failed(document: dict, chance: float, margin: float, chance_loss: float) -> bool:
+    """Whether a run failed by the protocol's rule: it diverged, ended at chance, or never learnt.
+
+    At chance: its final accuracy (validation where it has a split, else test)
+    is below chance + `margin` points. Never learnt: its training loss never
+    fell below `chance_loss` (ln of the number of classes, the loss of a
+    uniform prediction). Such a run is counted (a failure rate beside each
+    method) and keeps its accuracy in every mean: it is never dropped.
+    """
+    if document.get("diverged_at_epoch") is not None:
+        return True
+    accuracy = document.get("final_val_accuracy")
+    if accuracy is None:
+        accuracy = document.get("final_test_accuracy")
+    if accuracy is None or accuracy < chance + margin:
+        return True
+    losses = [record["train_loss"] for record in document["history"] if math.isfinite(record["train_loss"])]
+    return not losses or min(losses) >= chance_loss

@@ -180,6 +180,7 @@ class ResultFile(Stored):
     diverged_at_epoch: Epoch | None = None
     device_name: Text
     code: Code
+    protocol: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None  # the declaration's digest; None: made before one
     finished_at: Annotated[str, Field(max_length=64), AfterValidator(timestamp)]
     digest: Annotated[str, Field(max_length=64)]
 

@@ -11,14 +11,12 @@ import torch
 from ..data.datasets import Dataset
 from ..errors import ConfigError
 from ..recipes.planned import PlannedRun
+from ..recipes.protocol import declaration
 from ..results.format import SCHEMA_VERSION
 from ..settings.environment import CHECKPOINT_SECONDS as CHECKPOINT_SECONDS_ENV
 from ..training.code_version import code_version
 from ..training.provenance import device_description
 from ..training.train import train
-
-
-
 
 
 def checkpoint_interval() -> float:
@@ -54,6 +52,7 @@ def run_document(
         **result.to_dict(),
         "device_name": device_description(device),
         "code": code_version(),
+        "protocol": declaration().digest,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -18,6 +18,7 @@ import torch
 from ..errors import ConfigError, ResultsNotWritable
 from ..files import resolve_inside, write_problem
 from ..recipes.planned import PlannedRun
+from ..recipes.protocol import declaration
 from ..results.format import code_label
 from ..results.reading import read_result
 from ..training.code_version import source_hash
@@ -40,8 +41,8 @@ class Currency:
     """Whether a stored result is what training `planned` now would write (config and threads aside).
 
     It is not when other training code made it (another source hash, or a
-    hand-edited file), or
-    when its subset no longer reproduces from its seed: schema-2 files keep
+    hand-edited file), when it was made under another protocol declaration
+    (or before there was one: recipes/protocol.py), or when its subset no longer reproduces from its seed: schema-2 files keep
     only the subset's hash, checked here against a fresh draw (cached per
     subset setting, as tuning grids share their draws).
     """
@@ -50,16 +51,21 @@ class Currency:
         self.data_dir = data_dir
         self.check_subsets = check_subsets
         self.current = source_hash()
+        self.protocol = declaration().digest
         self.hashes: dict[tuple, tuple[str, str | None]] = {}
 
     def why_stale(self, stored: dict, planned: PlannedRun) -> str | None:
         label = code_label(stored)
         if label != self.current:
             return {"edited": "edited by hand (its digest does not match)"}.get(label, f"made by code {label}")
+        if stored.get("protocol") != self.protocol:
+            made = stored.get("protocol")
+            return f"made under protocol declaration {made}" if made else "made before the protocol declaration"
         if not self.check_subsets:
             return None
         config = planned.config
-        key = (config.dataset, config.data, config.seed, config.subset_draw, config.validation_size)
+        key = (config.dataset, config.data, config.seed, config.subset_draw, config.validation_size,
+               getattr(config, "folds", 0), getattr(config, "fold", 0))
         if key not in self.hashes:
             from .runners import loaded_dataset
 

@@ -6,3 +6,4 @@ RECIPES_DIR = "DBA_RECIPES_DIR"  # a folder of recipes instead of the packaged o
 JOBS = "DBA_JOBS"  # --jobs
 RAY_ADDRESS = "DBA_RAY_ADDRESS"  # --ray
 CHECKPOINT_SECONDS = "DBA_CHECKPOINT_SECONDS"  # seconds between a run's checkpoints (0: every epoch)
+PROTOCOL = "DBA_PROTOCOL"  # another protocol declaration instead of dba_cli/protocol.yaml (scratch runs)

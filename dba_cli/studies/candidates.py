@@ -2,13 +2,16 @@
 
 A *candidate* is one point of a family's grid (a recipe method: role and run
 settings) with a folder-safe label; a recipe's search (`recipes/sections.py`
-Search) declares the grids, every family with the same budget of settings.
-Its runs train on tuning seeds, disjoint from the reported seeds, and are read
-back as result documents; a study's *rank* turns a candidate's documents into a
-sort key (smaller is better), and the first candidate of each family by that
-key, ties broken by grid order, is the family's choice; the first `top` are
-also run on the reported seeds. `dba tune` ranks by mean final validation
-accuracy, `dba converge` by median steps to a validation target.
+Search) declares the grids, every family with the declared budget of settings
+on the declared shared axes. Its runs train on the declaration's tuning seeds,
+disjoint from the reported seeds, and are read back as result documents; a
+study's *rank* turns a candidate's documents into a sort key (smaller is
+better), and the first candidate of each family by that key, ties broken by
+grid order, is the family's choice; the first `top` are also run on the
+reported seeds. `extended` applies the declaration's edge rule: where a
+family's best value of a numeric line is at its end, one step beyond is tried
+too. `dba tune` ranks by mean minus k sd of final validation accuracy,
+`dba converge` by median steps to a validation target.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..recipes.planned import PlannedRun, check_grid_size
+from ..recipes.protocol import declaration
 from ..recipes.recipe import Recipe, make_method
 from ..recipes.sections import Search
 from ..results.reading import stored_results
@@ -35,6 +39,8 @@ class Candidate:
     family: str  # e.g. sgd, adam, dba; each becomes a `<family>-tuned` method
     label: str  # folder name: its settings, readable
     method: object  # a recipe Method (role and run settings)
+    settings: dict = field(default_factory=dict, compare=False)  # its run settings, as the grid combined them
+    varying: dict = field(default_factory=dict, compare=False)  # the settings that vary in its family (the label's)
 
     @property
     def name(self) -> str:
@@ -85,47 +91,116 @@ def setting_label(settings: dict[str, Any]) -> str:
     return "-".join(parts) or "default"
 
 
-def search_grid(search: Search) -> list[Candidate]:
-    """Every family's grid as candidates, in the recipe's order (the order breaks ties).
+def candidate(family: str, settings: dict[str, Any], varying: dict[str, Any], label: str, **method) -> Candidate:
+    """A family's setting as a candidate: "tuned" where it trains with DBA, else "tuned-baseline"."""
+    role = "tuned" if settings.get("method") == "dba" else "tuned-baseline"
+    return Candidate(family, label, make_method(role, **method, **settings), dict(settings), dict(varying))
 
-    A family whose settings train with DBA is "tuned", any other "tuned-baseline".
-    """
+
+def search_grid(search: Search, **method) -> list[Candidate]:
+    """Every family's grid as candidates, in the recipe's order (the order breaks ties); `method`: settings every one gets."""
     grid = []
     for family in search.families:
         seen: dict[str, int] = {}
         for settings, varying in search.settings(family):
-            role = "tuned" if settings.get("method") == "dba" else "tuned-baseline"
             label = setting_label(varying)[:100]
             seen[label] = seen.get(label, 0) + 1
             if seen[label] > 1:  # two settings that read alike: numbered, never merged
                 label = f"{label}-{seen[label]}"
-            grid.append(Candidate(family, label, make_method(role, validation_size=search.validation_size, **settings)))
+            grid.append(candidate(family, settings, varying, label, **method))
     return grid
 
 
 def candidate_runs(
     recipe: Recipe, grid: list[Candidate], seeds: range, group: str, evaluation: EvaluationSchedule,
-    smoke: bool = False, **overrides,
+    smoke: bool = False, per_seed: Callable[[int], dict] | None = None, **overrides,
 ) -> list[PlannedRun]:
-    """Every candidate on every tuning seed, filed under `group` as `<family>/<label>`."""
+    """Every candidate on every tuning seed, filed under `group` as `<family>/<label>`.
+
+    `per_seed(j)` gives the j-th tuning seed's own overrides (its validation fold).
+    """
     check_grid_size(len(grid) * len(seeds), f"{group} of recipe {recipe.name} ({len(grid)} settings x {len(seeds)} seeds)")
     return [
         PlannedRun(
             recipe.name, candidate.name, "tuning",
-            recipe.config_for(candidate.method, seed, smoke, label=f"{group} {candidate.name}", **overrides),
+            recipe.config_for(candidate.method, seed, smoke, label=f"{group} {candidate.name}",
+                              **overrides, **(per_seed(index) if per_seed else {})),
             group, evaluation=evaluation,
         )
         for candidate in grid
-        for seed in seeds
+        for index, seed in enumerate(seeds)
     ]
 
 
-def score(grid: list[Candidate], runs: list[PlannedRun], results_dir: Path, rank: Rank) -> list[Scored]:
-    """Each candidate with its finished tuning documents and rank key (candidates without any rank last)."""
-    stored = stored_results(results_dir, [planned.key for planned in runs])
+@dataclass(frozen=True)
+class Extended:
+    """A family's grid after the edge rule: the extra candidates, and why each was tried (for the report)."""
+
+    family: str
+    text: str
+    label: str
+
+
+def extended(
+    search: Search, grid: list[Candidate], scored_of: Callable[[list[Candidate]], list[Scored]], runs_each: int,
+    valid: Callable[[dict], bool], limit: int, **method,
+) -> tuple[list[Candidate], list[Extended], list[Scored]]:
+    """The grid with the edge rule applied, as far as finished tuning runs decide it.
+
+    Round by round: when every candidate of a family has its `runs_each`
+    tuning runs and the family's best value on a numeric line of its grid is
+    at the line's end (studies/edges.py), the setting one step beyond is
+    added (if it makes a valid run), at most `limit` extensions per family in
+    all. A family with unfinished runs is not extended yet: the caller trains
+    the new candidates and asks again, so the grid is a function of the
+    result files alone, and a report recomputes it exactly. Returns the grid,
+    the extensions and the grid's candidates scored.
+    """
+    from .edges import edge_extensions, extend_axes
+
+    axes = {family: search.axes(family) for family in search.families}
+    used = dict.fromkeys(search.families, 0)
+    log: list[Extended] = []
+    while True:
+        scored = scored_of(grid)
+        added = []
+        for family, entries in ranked(scored).items():
+            members = [entry for entry in scored if entry.candidate.family == family]
+            if used[family] >= limit or any(len(entry.documents) < runs_each for entry in members):
+                continue
+            best = entries[0].candidate
+            tried = [entry.candidate.settings for entry in members]
+            for extension in edge_extensions(axes[family], best.settings, tried):
+                if used[family] >= limit:
+                    break
+                if extension.axis in declaration().shared_axes or not valid(extension.settings):  # shared: alike for all
+                    continue
+                axes[family] = extend_axes(axes[family], extension)
+                varying = {**best.varying, extension.key: extension.value}
+                label = setting_label(varying)[:100] + "-edge"
+                added.append(candidate(family, extension.settings, varying, label, **method))
+                log.append(Extended(family, extension.text, label))
+                used[family] += 1
+        if not added:
+            return grid, log, scored
+        grid = grid + added
+
+
+def score(grid: list[Candidate], runs: list[PlannedRun], results_dir: Path, rank: Rank, cache: dict | None = None) -> list[Scored]:
+    """Each candidate with its finished tuning documents and rank key (candidates without any rank last).
+
+    Only documents made under the declaration in force count: one made under
+    another (or before one) is stale, never part of a choice. `cache` (key ->
+    document) keeps files read once, for the edge rule's rounds.
+    """
+    cache = {} if cache is None else cache
+    missing = [planned.key for planned in runs if planned.key not in cache]
+    cache.update(stored_results(results_dir, missing))
+    stored = cache
+    digest = declaration().digest
     by_name: dict[str, list[dict]] = {}
     for planned in runs:
-        if planned.key in stored:
+        if planned.key in stored and stored[planned.key].get("protocol") == digest:
             by_name.setdefault(planned.method_name, []).append(stored[planned.key])
     scored = []
     for order, candidate in enumerate(grid):

@@ -9,13 +9,14 @@ reported as such, never dropped. Accuracy is evaluated after every epoch, so
 a time to target is the first epoch's end at or above it: its resolution is
 one epoch.
 
-Fairness: every family gets the same budget of settings (the recipe's
-`convergence:` section, a Search like `dba tune`'s). Candidates train on tuning
-seeds disjoint from the reported seeds and are ranked by the median steps to
-the last (hardest) target, a run that never reaches it counted as slower than
-any that does; the chosen setting of each family runs on the reported seeds,
-and so do the runners-up up to `top`. The fastest baseline is the one fastest
-on the tuning seeds. reports/converge_report.py compares them, keeping every
+Fairness: every family gets the declared budget of settings on the declared
+shared axes (the recipe's `convergence:` section, a Search like `dba tune`'s,
+extended by the same edge rule). Candidates train on the declaration's tuning
+seeds, with its held-out validation split, and are ranked by the median steps
+to the last (hardest) target, a run that never reaches it counted as slower
+than any that does; the chosen setting of each family runs on the
+declaration's reported seeds, and so do the runners-up up to `top`. The
+fastest baseline is the one fastest on the tuning seeds. reports/converge_report.py compares them, keeping every
 run that never reached a target (censored, not dropped). The test set is
 reported (final accuracy), never used to choose.
 """
@@ -26,11 +27,12 @@ import math
 from pathlib import Path
 
 from ..recipes.planned import PlannedRun
-from ..recipes.recipe import Recipe
+from ..recipes.protocol import declaration
+from ..recipes.recipe import Recipe, make_method
 from ..results.quantities import final_validation, median_steps
 from ..settings.evaluation import every_epoch
 from . import candidates
-from .candidates import Candidate, Scored, ranked
+from .candidates import Candidate, Extended, Scored, ranked
 
 GROUP = "convergence"
 TUNING_GROUP = "convergence/tuning"
@@ -40,9 +42,40 @@ def convergence_spec(recipe: Recipe):
     return recipe.section("convergence", "stating the targets, the epoch budget and every family's grid")
 
 
-def grid(recipe: Recipe) -> list[Candidate]:
-    """Every family's grid, in the recipe's order (the order breaks ties)."""
-    return candidates.search_grid(convergence_spec(recipe))
+def method_extras() -> dict:
+    """Every candidate holds out the declaration's validation split: time to target is measured on it."""
+    return {"validation_size": declaration().validation.holdout_size}
+
+
+def base_grid(recipe: Recipe) -> list[Candidate]:
+    """Every family's declared grid (before the edge rule), in the recipe's order (the order breaks ties)."""
+    return candidates.search_grid(convergence_spec(recipe), **method_extras())
+
+
+def extended_grid(
+    recipe: Recipe, results_dir: Path, smoke: bool = False
+) -> tuple[list[Candidate], list[Extended], list[Scored]]:
+    """The grid after the edge rule, as far as the finished tuning runs decide it (see candidates.extended)."""
+    targets = convergence_spec(recipe).targets
+    cache: dict = {}
+
+    def scored_of(found: list[Candidate]) -> list[Scored]:
+        return candidates.score(found, runs_of(recipe, found, smoke), results_dir, rank_for(targets), cache)
+
+    def valid(settings: dict) -> bool:
+        try:
+            recipe.config_for(make_method(**settings, **method_extras()), 0)
+        except Exception:  # a ConfigError or a pydantic ValidationError: the step beyond is not a run
+            return False
+        return True
+
+    return candidates.extended(convergence_spec(recipe), base_grid(recipe), scored_of, len(tuning_seeds(recipe, smoke)),
+                               valid, declaration().edge.max_extensions, **method_extras())
+
+
+def grid(recipe: Recipe, results_dir: Path | None = None, smoke: bool = False) -> list[Candidate]:
+    """The declared grid, extended by the edge rule where `results_dir` holds finished tuning runs."""
+    return base_grid(recipe) if results_dir is None else extended_grid(recipe, results_dir, smoke)[0]
 
 
 def families(recipe: Recipe) -> list[str]:
@@ -52,7 +85,7 @@ def families(recipe: Recipe) -> list[str]:
 def baselines(recipe: Recipe) -> list[str]:
     """The families that do not train with DBA."""
     found = []
-    for candidate in grid(recipe):
+    for candidate in base_grid(recipe):
         if candidate.method.role != "tuned" and candidate.family not in found:
             found.append(candidate.family)
     return found
@@ -68,20 +101,25 @@ def budget(recipe: Recipe, smoke: bool) -> int:
 
 
 def tuning_seeds(recipe: Recipe, smoke: bool = False) -> range:
-    spec = convergence_spec(recipe)
-    return range(spec.first_seed, spec.first_seed + (recipe.smoke.seeds if smoke else spec.seeds))
+    seeds = declaration().seeds.tuning
+    return range(seeds.first, seeds.first + (recipe.smoke.seeds if smoke else seeds.count))
 
 
 def reported_seeds(recipe: Recipe, smoke: bool = False) -> range:
-    return range(recipe.smoke.seeds if smoke else convergence_spec(recipe).reported_seeds)
+    return declaration().seeds.reported.seeds[: recipe.smoke.seeds if smoke else None]
 
 
-def tuning_runs(recipe: Recipe, smoke: bool = False) -> list[PlannedRun]:
-    """Every candidate on every tuning seed, evaluated after every epoch."""
+def runs_of(recipe: Recipe, found: list[Candidate], smoke: bool = False) -> list[PlannedRun]:
+    """These candidates on every tuning seed, evaluated after every epoch."""
     epochs = budget(recipe, smoke)
     return candidates.candidate_runs(
-        recipe, grid(recipe), tuning_seeds(recipe, smoke), TUNING_GROUP, every_epoch(epochs), smoke, epochs=epochs
+        recipe, found, tuning_seeds(recipe, smoke), TUNING_GROUP, every_epoch(epochs), smoke, epochs=epochs
     )
+
+
+def tuning_runs(recipe: Recipe, smoke: bool = False, results_dir: Path | None = None) -> list[PlannedRun]:
+    """Every candidate of the (extended) grid on every tuning seed."""
+    return runs_of(recipe, grid(recipe, results_dir, smoke), smoke)
 
 
 def rank_for(targets: list[float]):
@@ -96,7 +134,7 @@ def rank_for(targets: list[float]):
 
 
 def score(recipe: Recipe, results_dir: Path, smoke: bool = False) -> list[Scored]:
-    return candidates.score(grid(recipe), tuning_runs(recipe, smoke), results_dir, rank_for(convergence_spec(recipe).targets))
+    return extended_grid(recipe, results_dir, smoke)[2]
 
 
 def fastest_baseline(recipe: Recipe, chosen: dict[str, Scored]) -> str | None:

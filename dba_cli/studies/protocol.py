@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..recipes.planned import PlannedRun
+from ..recipes.protocol import declaration
 from ..recipes.recipe import Recipe
 from ..settings.evaluation import FINAL_ONLY
 
@@ -51,19 +52,29 @@ def protocol_methods(recipe: Recipe) -> list[str]:
     return list(recipe.protocol.methods)
 
 
+def design_seeds(recipe: Recipe, smoke: bool = False) -> range:
+    """The declaration's design seeds (diagnostics never train on a reported seed)."""
+    design = declaration().seeds.design.seeds
+    return design[: recipe.smoke.seeds if smoke else None]
+
+
 def default_runs(recipe: Recipe, smoke: bool = False) -> list[PlannedRun]:
-    """Our protocol's rows: the reported runs themselves (first `protocol.seeds` seeds)."""
-    seeds = recipe.smoke.seeds if smoke else recipe.protocol.seeds
-    return recipe.runs(seeds=seeds, methods=protocol_methods(recipe), smoke=smoke)
+    """Our protocol's rows: the tuned methods as the recipe sets them, on the design seeds."""
+    runs = []
+    for name in protocol_methods(recipe):
+        method = recipe.methods[name]
+        for seed in design_seeds(recipe, smoke):
+            config = recipe.config_for(method, seed, smoke, label=f"protocol {name}")
+            runs.append(PlannedRun(recipe.name, f"{name}/ours", method.role, config, GROUP, evaluation=recipe.evaluation))
+    return runs
 
 
 def protocol_runs(recipe: Recipe, smoke: bool = False) -> list[PlannedRun]:
-    seeds = recipe.smoke.seeds if smoke else recipe.protocol.seeds
     runs = []
     for name in protocol_methods(recipe):
         method = recipe.methods[name]
         for variant in protocol_variants(recipe):
-            for seed in range(seeds):
+            for seed in design_seeds(recipe, smoke):
                 config = recipe.config_for(method, seed, smoke, label=f"protocol {name} {variant.name}", **variant.overrides)
                 runs.append(PlannedRun(recipe.name, f"{name}/{variant.name}", method.role, config, GROUP, evaluation=FINAL_ONLY))
     return runs

@@ -1,16 +1,23 @@
-"""`dba tune` as a plan: which runs choose every method's setting on a validation split, and how.
+"""`dba tune` as a plan: which runs choose every method's setting, validated inside the rules of the declaration.
 
 The comparison a sceptical reviewer accepts gives every method family the same
-budget of settings (the recipe's `tune:` section, recipes/sections.py Search:
-SGD over learning rate, momentum, weight decay and batch size; Adam and AdamW
-over learning rate, weight decay and batch size; DBA over learning rate, base
-optimizer and selection rule). Candidates train on at least three tuning
-seeds, disjoint from the reported seeds, so the reported runs use subsets the
-choice never saw, and are ranked by their mean final-epoch validation
-accuracy (training images outside the subset); ties go to the higher worst
-seed, then to grid order. The test set is read only for the report
-(reports/tune_report.py). The best `top` settings of each family also run on
-the reported seeds: the report shows how much the headline moves between them.
+budget K of settings on the same shared axes (batch size, learning-rate
+schedule: the protocol declaration, dba_cli/protocol.yaml, recipes/sections.py
+Search): SGD over learning rate, momentum and weight decay; Adam and AdamW
+over learning rate and weight decay; DBA over its base optimizer's own
+settings and its selection rule. Candidates train on the declaration's tuning
+seeds, disjoint from the design and reported seeds, and are validated without
+the test set: for a data-scarce recipe, on a fold of its own subset (k-fold
+cross-validation inside the training subset, tuning seed j holding out fold
+j mod k), so a method never sees a labelled image beyond the subset; for a
+full recipe, and as the declared sensitivity variant of a scarce one
+(`--validation holdout`), on images held out of the training set. Candidates
+are ranked by the declaration's statistic, the mean minus k standard
+deviations of their final validation accuracies (a run without one scores 0):
+a setting that fails on one tuning seed loses to a steady one. The edge rule
+extends a family's numeric lines where its best sits at an end. The test set
+is read only for the report (reports/tune_report.py). The best `top` settings
+of each family then run on the reported seeds.
 """
 
 from __future__ import annotations
@@ -23,21 +30,59 @@ from pathlib import Path
 import yaml
 
 from ..recipes.planned import PlannedRun
-from ..recipes.recipe import Recipe, method_settings
+from ..recipes.protocol import declaration
+from ..recipes.recipe import Recipe, make_method, method_settings
 from ..settings.evaluation import FINAL_ONLY
+from ..settings.subsets import parse_subset
 from . import candidates
-from .candidates import Candidate, Scored, ranked
+from .candidates import Candidate, Extended, Scored, ranked
 
 GROUP = "tune"
+VARIANTS = ("folds", "holdout")
 
 
 def tune_spec(recipe: Recipe):
-    return recipe.section("tune", "stating every family's grid of settings and their common budget")
+    return recipe.section("tune", "stating every family's grid of settings")
 
 
-def grid(recipe: Recipe) -> list[Candidate]:
-    """Every family's grid, in the recipe's order (the order breaks ties)."""
-    return candidates.search_grid(tune_spec(recipe))
+def scarce(recipe: Recipe) -> bool:
+    """Whether the recipe trains on fewer images than the declaration's `validation.scarce_below` (not `full`)."""
+    size = parse_subset(recipe.defaults.data).size()
+    return size is not None and size < declaration().validation.scarce_below
+
+
+def validation_of(recipe: Recipe, variant: str | None = None) -> str:
+    """How this recipe's candidates are validated: the declaration's primary (folds) for a scarce recipe, else holdout.
+
+    `variant` "holdout" on a scarce recipe is the declared sensitivity variant.
+    """
+    if not scarce(recipe):
+        return "holdout"
+    return variant or declaration().validation.primary
+
+
+def group(recipe: Recipe, variant: str | None = None) -> str:
+    """Where the tuning study files its runs: tune/, or tune-holdout/ for a scarce recipe's sensitivity variant."""
+    return GROUP if validation_of(recipe, variant) == validation_of(recipe) else f"{GROUP}-{validation_of(recipe, variant)}"
+
+
+def method_extras(recipe: Recipe) -> dict:
+    """What every candidate method of a recipe carries: a full recipe keeps its held-out split in the reruns too."""
+    return {} if scarce(recipe) else {"validation_size": declaration().validation.holdout_size}
+
+
+def per_seed(recipe: Recipe, variant: str | None = None):
+    """The j-th tuning run's validation: fold j mod k of its subset, or the held-out split."""
+    if validation_of(recipe, variant) == "folds":
+        folds = declaration().validation.folds
+        return lambda index: {"folds": folds, "fold": index % folds}
+    size = declaration().validation.holdout_size
+    return lambda index: {"validation_size": size}
+
+
+def base_grid(recipe: Recipe) -> list[Candidate]:
+    """Every family's declared grid (before the edge rule), in the recipe's order (the order breaks ties)."""
+    return candidates.search_grid(tune_spec(recipe), **method_extras(recipe))
 
 
 def families(recipe: Recipe) -> list[str]:
@@ -45,30 +90,84 @@ def families(recipe: Recipe) -> list[str]:
 
 
 def tuning_seeds(recipe: Recipe, smoke: bool = False) -> range:
-    tune = tune_spec(recipe)
-    return range(tune.first_seed, tune.first_seed + (recipe.smoke.seeds if smoke else tune.seeds))
+    seeds = declaration().seeds.tuning
+    return range(seeds.first, seeds.first + (recipe.smoke.seeds if smoke else seeds.count))
 
 
-def candidate_runs(recipe: Recipe, smoke: bool = False) -> list[PlannedRun]:
-    """The tuning runs: every candidate on every tuning seed, evaluated at the end only."""
-    return candidates.candidate_runs(recipe, grid(recipe), tuning_seeds(recipe, smoke), GROUP, FINAL_ONLY, smoke)
+def runs_of(recipe: Recipe, grid: list[Candidate], smoke: bool = False, variant: str | None = None) -> list[PlannedRun]:
+    """The tuning runs of these candidates: each on every tuning seed, evaluated at the end only."""
+    return candidates.candidate_runs(recipe, grid, tuning_seeds(recipe, smoke), group(recipe, variant), FINAL_ONLY, smoke,
+                                     per_seed=per_seed(recipe, variant))
+
+
+def validation_scores(documents: list[dict]) -> list[float]:
+    """Each tuning run's final validation accuracy; a run without one (it diverged before any) scores 0."""
+    return [float(d["final_val_accuracy"]) if d.get("final_val_accuracy") is not None else 0.0 for d in documents]
+
+
+def robust_score(values: list[float]) -> float:
+    """The declaration's ranking statistic: mean minus k standard deviations (the sd of one run is 0)."""
+    k = declaration().ranking.k
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values) - k * spread
+
+
+def rank(documents: list[dict]) -> tuple:
+    """Highest robust score first; on a tie, the higher worst run."""
+    values = validation_scores(documents)
+    if not values:
+        return (math.inf, math.inf)
+    return (-round(robust_score(values), 6), -min(values))
+
+
+def valid_setting(recipe: Recipe):
+    def valid(settings: dict) -> bool:
+        try:
+            recipe.config_for(make_method(**settings, **method_extras(recipe)), 0)
+        except Exception:  # a ConfigError or a pydantic ValidationError: the step beyond is not a run
+            return False
+        return True
+
+    return valid
+
+
+def extended_grid(
+    recipe: Recipe, results_dir: Path, smoke: bool = False, variant: str | None = None
+) -> tuple[list[Candidate], list[Extended], list[Scored]]:
+    """The grid after the edge rule, as far as the finished tuning runs in `results_dir` decide it; its candidates scored."""
+    cache: dict = {}
+
+    def scored_of(grid: list[Candidate]) -> list[Scored]:
+        return candidates.score(grid, runs_of(recipe, grid, smoke, variant), results_dir, rank, cache)
+
+    return candidates.extended(
+        tune_spec(recipe), base_grid(recipe), scored_of, len(tuning_seeds(recipe, smoke)), valid_setting(recipe),
+        declaration().edge.max_extensions, **method_extras(recipe),
+    )
+
+
+def grid(recipe: Recipe, results_dir: Path | None = None, smoke: bool = False, variant: str | None = None) -> list[Candidate]:
+    """The grid: the declared one, extended by the edge rule where `results_dir` holds finished tuning runs."""
+    return base_grid(recipe) if results_dir is None else extended_grid(recipe, results_dir, smoke, variant)[0]
+
+
+def candidate_runs(recipe: Recipe, smoke: bool = False, results_dir: Path | None = None, variant: str | None = None) -> list[PlannedRun]:
+    """The tuning runs of the (extended) grid."""
+    return runs_of(recipe, grid(recipe, results_dir, smoke, variant), smoke, variant)
 
 
 def val_accuracies(entry: Scored) -> list[float]:
     return [d["final_val_accuracy"] for d in entry.documents if d.get("final_val_accuracy") is not None]
 
 
-def rank(documents: list[dict]) -> tuple:
-    """Highest mean final validation accuracy first; on a tie, the higher worst seed."""
-    values = [d["final_val_accuracy"] for d in documents if d.get("final_val_accuracy") is not None]
-    if not values:
-        return (math.inf, math.inf)
-    return (-round(statistics.fmean(values), 6), -min(values))
+def score(recipe: Recipe, results_dir: Path, smoke: bool = False, variant: str | None = None) -> list[Scored]:
+    """Every candidate of the extended grid with its finished tuning runs, ranked by `rank`."""
+    return extended_grid(recipe, results_dir, smoke, variant)[2]
 
 
-def score(recipe: Recipe, results_dir: Path, smoke: bool = False) -> list[Scored]:
-    """Every candidate with its finished tuning runs, ranked by `rank`."""
-    return candidates.score(grid(recipe), candidate_runs(recipe, smoke), results_dir, rank)
+def reported_seeds(smoke: bool = False) -> range:
+    """The declaration's reported seeds (the first only for --smoke)."""
+    return declaration().seeds.reported.seeds[: 1 if smoke else None]
 
 
 def tuned_methods(chosen: dict[str, Scored]) -> dict[str, object]:
@@ -76,27 +175,32 @@ def tuned_methods(chosen: dict[str, Scored]) -> dict[str, object]:
     return {f"{family}-tuned": entry.candidate.method for family, entry in chosen.items()}
 
 
-def tuned_runs(recipe: Recipe, methods: dict[str, object], seeds: int | None = None, smoke: bool = False) -> list[PlannedRun]:
-    """The chosen settings on the recipe's reported seeds, evaluated on the recipe's schedule like every paper-table run.
+def tuned_runs(
+    recipe: Recipe, methods: dict[str, object], seeds: int | None = None, smoke: bool = False, variant: str | None = None
+) -> list[PlannedRun]:
+    """The chosen settings on the declaration's reported seeds, evaluated on the recipe's schedule like every paper-table run.
 
     Where the recipe already holds the same setting under the same name, the
     reruns are the recipe's own runs (`results/RECIPE/NAME/`, shared with
     `dba reproduce`, never trained twice). Where it does not (a new choice,
     e.g. on another machine), they go to `results/tune/RECIPE/reruns/` so
     that tuning never collides with the recipe's results; paste chosen.yaml
-    into the recipe to make the choice the recipe's. Each runs as many seeds as the
-    recipe plans for that name (`Recipe.seed_count`), unless `seeds` is given.
+    into the recipe to make the choice the recipe's. The sensitivity variant's
+    reruns always go to `results/tune-holdout/RECIPE/reruns/`. Each runs on the
+    declaration's reported seeds (the first `seeds` of them, if given).
     """
     runs = []
+    home = group(recipe, variant)
     for name, method in methods.items():
-        group = "" if recipe.same_setting(name, method) else f"{GROUP}/{recipe.name}/reruns"
-        for seed in range(seeds if seeds is not None else recipe.seed_count(name, smoke)):
+        same = home == GROUP and recipe.same_setting(name, method)
+        folder = "" if same else f"{home}/{recipe.name}/reruns"
+        for seed in reported_seeds(smoke)[:seeds]:
             config = recipe.config_for(method, seed, smoke, label=f"method {name}")
-            runs.append(PlannedRun(recipe.name, name, method.role, config, group, evaluation=recipe.evaluation))
+            runs.append(PlannedRun(recipe.name, name, method.role, config, folder, evaluation=recipe.evaluation))
     return runs
 
 
-def runner_up_runs(recipe: Recipe, scored: list[Scored], smoke: bool = False) -> list[PlannedRun]:
+def runner_up_runs(recipe: Recipe, scored: list[Scored], smoke: bool = False, variant: str | None = None) -> list[PlannedRun]:
     """Each family's 2nd to `top`-th best settings on the reported seeds, final accuracy only (the sensitivity).
 
     The best is the tuned method itself (`tuned_runs`); together they show how
@@ -108,9 +212,10 @@ def runner_up_runs(recipe: Recipe, scored: list[Scored], smoke: bool = False) ->
         for rank_number, entry in enumerate(entries[1:top], start=2):
             name = f"{family}-top{rank_number}"
             method = entry.candidate.method
-            for seed in range(recipe.seed_count(f"{family}-tuned", smoke)):
+            for seed in reported_seeds(smoke):
                 config = recipe.config_for(method, seed, smoke, label=f"tune {name}")
-                runs.append(PlannedRun(recipe.name, name, method.role, config, f"{GROUP}/{recipe.name}/top", evaluation=FINAL_ONLY))
+                runs.append(PlannedRun(recipe.name, name, method.role, config, f"{group(recipe, variant)}/{recipe.name}/top",
+                                       evaluation=FINAL_ONLY))
     return runs
 
 
@@ -136,8 +241,8 @@ def chosen_yaml(recipe: Recipe, methods: dict[str, object], command: str, smoke:
         body[name] = values
     seeds = tuning_seeds(recipe, smoke)
     header = (
-        f"# Chosen by `{command}` on a validation split (mean final-epoch validation accuracy over\n"
-        f"# tuning seeds {seeds[0]}..{seeds[-1]}; {tune_spec(recipe).budget_text()}); paste under the recipe's `methods:`\n"
-        "# (keep any `seeds:` the recipe gives a method: how many seeds it runs is not part of its setting).\n"
+        f"# Chosen by `{command}` under protocol declaration {declaration().digest} ({validation_of(recipe)} validation;\n"
+        f"# mean - {declaration().ranking.k:g} sd of final validation accuracy over tuning seeds {seeds[0]}..{seeds[-1]};\n"
+        f"# {tune_spec(recipe).budget_text()}); paste under the recipe's `methods:`.\n"
     )
     return header + yaml.safe_dump(body, sort_keys=False)

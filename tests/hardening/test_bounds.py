@@ -49,9 +49,9 @@ def test_a_billion_seeds_from_the_command_line_or_a_recipe_is_refused_at_once(tm
     points = TINY + "tune: {budget: 1000000, families: {sgd: {lr: [" + ", ".join(["0.1"] * 1000000) + "]}}}\n"
     line = one_line_exit_2(["tune", write(tmp_path, points, "p.yaml")], 5)
     assert "is larger than 1 MiB" in line  # a million learning rates: refused before it is parsed
-    budget = TINY + "tune: {budget: 1000000, families: {sgd: {lr: [0.1, 0.2]}}}\n"
-    assert "tune.budget: Input should be less than or equal to 1000" in one_line_exit_2(["tune", write(tmp_path, budget, "b.yaml")], 5)
-    axis = TINY + "tune: {budget: 101, families: {sgd: {lr: [" + ", ".join(["0.1"] * 101) + "]}}}\n"
+    budget = TINY + "tune: {budget: 1000000, families: {sgd: {lr: [0.1, 0.2]}}}\n"  # the declaration's, not a recipe's
+    assert "budget: is no longer a recipe setting" in one_line_exit_2(["tune", write(tmp_path, budget, "b.yaml")], 5)
+    axis = TINY + "tune: {families: {sgd: {lr: [" + ", ".join(["0.1"] * 101) + "]}}}\n"
     assert "List should have at most 100 items" in one_line_exit_2(["tune", write(tmp_path, axis, "a.yaml")], 5)
     assert not (tmp_path / "r").exists()
 
@@ -108,9 +108,9 @@ def test_a_recipe_key_the_architecture_ignores_is_an_error(tmp_path):
 
 
 def test_a_validation_split_as_large_as_the_training_set_is_refused_before_any_run(tmp_path):
-    text = TINY.replace("data: 5-per-class", "data: full") + (
-        "convergence: {validation_size: 60000, targets: [90], epochs: 1, budget: 1, families: {sgd: {lr: [0.1]}}}\n")
-    line = one_line_exit_2(["converge", write(tmp_path, text), "--results", str(tmp_path / "r")], 10)
+    text = TINY.replace("data: 5-per-class", "data: full").replace(
+        "sgd: {method: sgd, lr: 0.1}", "sgd: {method: sgd, lr: 0.1, validation_size: 60000}")
+    line = one_line_exit_2(["reproduce", write(tmp_path, text), "--results", str(tmp_path / "r")], 10)
     assert "validation_size: 60000 leaves no training image" in line and not (tmp_path / "r").exists()
 
 
