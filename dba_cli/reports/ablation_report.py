@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..files import write_text_atomic
 from ..recipes.loading import recipe_order
+from ..recipes.protocol import declaration, declaration_line
 from ..results.reading import finished_results, read_result
 from ..studies.ablate import GROUP
 from .markdown import markdown_table, mean_std
@@ -35,7 +36,8 @@ def summarise_folder(folder: Path) -> list[VariantSummary]:
     """One summary per variant folder under results/ablation/<recipe>/; damaged files are skipped."""
     summaries = []
     for variant_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        documents = [document for _, document in finished_results(variant_dir, "seed-*.json")]
+        documents = [document for _, document in finished_results(variant_dir, "seed-*.json")
+                     if document.get("protocol") == declaration().digest]  # another declaration's are stale
         if not documents:
             continue
         kept: dict[str, list[float]] = {}
@@ -73,7 +75,8 @@ def ablation_markdown(results_dir: Path) -> str:
         "(training images outside the subset); the test column is reported, never used to rank. "
         "Each variant uses its base optimizer's fixed learning rate from the recipe's `ablation:` section. "
         "Kept = mean kept subset size per layer over all steps (batch size in the recipe). "
-        "s/epoch = training seconds per epoch on the machine that ran it.",
+        "s/epoch = training seconds per epoch on the machine that ran it. Variants train on the declaration's "
+        f"design seeds ({declaration().seeds.design.text()}), never a reported one. {declaration_line()}",
     ]
     for folder in recipes:
         summaries = summarise_folder(folder)
@@ -96,7 +99,7 @@ def ablation_markdown(results_dir: Path) -> str:
 
 
 def baseline_reference(results_dir: Path, recipe: str, seeds: int) -> str:
-    """The untuned SGD and Adam baselines of the same recipe on the same seeds, for scale."""
+    """The untuned SGD and Adam baselines of the same recipe on as many seeds (0..N-1: other subsets), for scale."""
     parts = []
     for name in ("sgd", "adam"):
         tests = []
@@ -111,8 +114,9 @@ def baseline_reference(results_dir: Path, recipe: str, seeds: int) -> str:
             lr = document["config"]["lr"]
             parts.append(f"{name} (lr {lr:g}) {mean_std(tests)}")
     if not parts:
-        return "For scale: no baseline results of this recipe on the same seeds yet (`dba reproduce`)."
-    return f"For scale, the untuned baselines on the same seeds, test %: {'; '.join(parts)}."
+        return "For scale: no baseline results of this recipe on as many seeds yet (`dba reproduce`)."
+    return (f"For scale, the untuned baselines on as many seeds (0..{seeds - 1}, other subsets than the design seeds'), "
+            f"test %: {'; '.join(parts)}.")
 
 
 def write_ablation_table(results_dir: Path) -> tuple[Path, str]:

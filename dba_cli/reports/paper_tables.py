@@ -327,8 +327,9 @@ def build_tables(
         "Error reductions compare like with like: DBA tuned on the validation split against the tuned baselines "
         "(`dba tune`, results/tune/), the other DBA rows against the untuned baselines. "
         "For a data-scarce setting the headline is its last part: tuned DBA minus each tuned baseline, paired by "
-        "seed, with 95% intervals and p-values; the comparator is the tuned baseline with the higher validation "
-        "accuracy (never the test set). Recipes beyond the paper (Fashion-MNIST, the CNN) have no claim: "
+        "seed, with 95% intervals and p-values; the comparator is the tuned baseline family that ranks best on the "
+        "tuning runs (never a reported seed, never the test set). Verdicts count only runs made under the protocol "
+        "declaration in force (see At a glance). Recipes beyond the paper (Fashion-MNIST, the CNN) have no claim: "
         "their \"paper\" columns show –.",
         "",
         versions,
