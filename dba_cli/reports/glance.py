@@ -197,7 +197,7 @@ def glance_section(comparisons: list[Comparison], time_to_target: list[str] | No
         f"{declaration_text()} Each row: the mean per-seed difference in test-accuracy points over the reported seeds "
         f"(paired: same seed, same subset and initial weights) with its 95% paired t interval, the paired t test's "
         f"two-sided p and, beside it, the exact sign-flip permutation p (no normality assumed). The **primary** family is "
-        f"the paper's claims as the declaration names them ({primary} tests: DBA against the comparator on the declared "
+        f"the paper's claims as the declaration names them ({primary} test{'s' if primary != 1 else ''}: DBA against the comparator on the declared "
         f"recipes, and time to target); every other row is **secondary**. Holm's adjustment runs within each family, "
         f"for the two-sided p and for the TOST p (equivalence within ±{tests.margin:g} points). The words: \"DBA "
         f"better\" or \"DBA worse\" where the Holm-adjusted two-sided p is below {tests.alpha:g}; else \"equivalent "
