@@ -194,7 +194,8 @@ def tuned_runs(
     for name, method in methods.items():
         same = home == GROUP and recipe.same_setting(name, method)
         folder = "" if same else f"{home}/{recipe.name}/reruns"
-        for seed in reported_seeds(smoke)[:seeds]:
+        # the recipe's own method runs the seeds the recipe plans for it (its `seeds:` honoured), as dba reproduce does
+        for seed in (recipe.seed_range(name, smoke, seeds) if same else reported_seeds(smoke)[:seeds]):
             config = recipe.config_for(method, seed, smoke, label=f"method {name}")
             runs.append(PlannedRun(recipe.name, name, method.role, config, folder, evaluation=recipe.evaluation))
     return runs
