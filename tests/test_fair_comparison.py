@@ -316,7 +316,8 @@ def test_dba_table_rebuilds_every_report_from_the_result_files(tmp_path, monkeyp
     common = ["--results", str(results), "--device", "cpu"]
     # `dba table` needs paper-table runs, and the protocol's rows no longer are the recipe's runs (they train on the
     # design seeds): one untuned method's two runs give the paper tables a row (first: the ablation report quotes them).
-    studies = (["reproduce", "tiny", "--methods", "sgd"], ["tune", "tiny"], ["protocol", "tiny"], ["ablate", "tiny", "--seeds", "1"])
+    studies = (["reproduce", "tiny", "--methods", "sgd"], ["tune", "tiny"], ["protocol", "tiny"],
+               ["ablate", "tiny", "--seeds", "1"])
     for command in studies:
         outcome = runner.invoke(app, [*command, *common])
         assert outcome.exit_code == 0, outcome.output

@@ -214,6 +214,7 @@ def test_sigint_while_matplotlib_loads_says_interrupted(results, tmp_path):
 
 
 def test_protocol_report_of_a_recipe_without_a_claim_says_so(tmp_path):
+    """The committed results predate the protocol declaration: stale, so every cell is empty, and still no claim."""
     results = tmp_path / "results"
     for part in ("protocol/fashion-10-per-class", "fashion-10-per-class"):  # Fashion-MNIST: beyond the paper
         shutil.copytree(COMMITTED / part, results / part)
@@ -224,3 +225,10 @@ def test_protocol_report_of_a_recipe_without_a_claim_says_so(tmp_path):
     assert [line.split(". ")[0] for line in text.splitlines() if line.startswith("Paper:")] == [
         "Paper: no claim (a setting beyond the paper)"
     ]
+    # Made under no declaration (and on seeds 0..N-1, not the design seeds), the committed diagnostics count nowhere:
+    # every row reads "not run" rather than mixing them in, and without tuning runs there is no comparator yet.
+    rows = [line.split("|")[1:-1] for line in text.splitlines()
+            if line.startswith("| ") and ("| **result** |" in line or "| diagnostic, not a result |" in line)]
+    assert len(rows) == 6 and all([cell.strip() for cell in row[2:]] == ["not run"] * 3 + ["–"] for row in rows), rows
+    assert "comparator (none yet" in text
+    assert "stale left out" in (results / "paper-tables.md").read_text()  # the verdict rows say why they are empty
