@@ -17,7 +17,7 @@ import json
 import math
 import os
 import subprocess
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -123,11 +123,15 @@ class Declaration(Strict):
     hypotheses: Hypotheses
     tests: Tests = Field(default_factory=Tests)
 
-    @property
+    @cached_property
     def digest(self) -> str:
-        """16 hex digits of SHA-256 over the canonical JSON of the validated values."""
+        """16 hex digits of SHA-256 over the canonical JSON of the validated values (computed once: it is asked per document)."""
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_LENGTH]
+
+    def governs(self, document: dict) -> bool:
+        """Whether a result document was made under this declaration (any other, or none, is stale)."""
+        return document.get("protocol") == self.digest
 
     def primary(self, recipe: str, quantity: str) -> bool:
         """Whether the comparison of `quantity` on `recipe` is one of the primary hypotheses."""

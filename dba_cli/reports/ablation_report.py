@@ -37,7 +37,7 @@ def summarise_folder(folder: Path) -> list[VariantSummary]:
     summaries = []
     for variant_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         documents = [document for _, document in finished_results(variant_dir, "seed-*.json")
-                     if document.get("protocol") == declaration().digest]  # another declaration's are stale
+                     if declaration().governs(document)]  # another declaration's are stale
         if not documents:
             continue
         kept: dict[str, list[float]] = {}

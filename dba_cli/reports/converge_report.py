@@ -95,10 +95,9 @@ def reported_documents(recipe: Recipe, results_dir: Path, smoke: bool) -> tuple[
     scored = score(recipe, results_dir, smoke)
     runs = reported_runs(recipe, scored, smoke)
     stored = stored_results(results_dir, [planned.key for planned in runs])
-    digest = declaration().digest
     reported: dict[str, list[dict]] = {}
     for planned in runs:  # only runs made under the declaration in force: any other is stale, in no verdict
-        if planned.key in stored and stored[planned.key].get("protocol") == digest:
+        if planned.key in stored and declaration().governs(stored[planned.key]):
             reported.setdefault(planned.method_name, []).append(stored[planned.key])
     return choose(scored), reported
 

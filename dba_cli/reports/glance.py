@@ -24,7 +24,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..recipes.protocol import declaration
+from ..recipes.protocol import declaration, declaration_line
 from ..recipes.recipe import Recipe
 from ..results.quantities import failed
 from ..settings.run import describe_model
@@ -194,7 +194,7 @@ def glance_section(comparisons: list[Comparison], time_to_target: list[str] | No
         "",
         "## At a glance: tuned DBA against each tuned baseline, under the protocol declaration",
         "",
-        f"{declaration_text()} Each row: the mean per-seed difference in test-accuracy points over the reported seeds "
+        f"{declaration_line()} Each row: the mean per-seed difference in test-accuracy points over the reported seeds "
         f"(paired: same seed, same subset and initial weights) with its 95% paired t interval, the paired t test's "
         f"two-sided p and, beside it, the exact sign-flip permutation p (no normality assumed). The **primary** family is "
         f"the paper's claims as the declaration names them ({primary} test{'s' if primary != 1 else ''}: DBA against the comparator on the declared "
@@ -211,12 +211,6 @@ def glance_section(comparisons: list[Comparison], time_to_target: list[str] | No
         markdown_table(header, glance_rows(ordered), "lllllrlrrrrrrllll"),
         *(["", "Primary, time to target (`dba converge`, exact sign test):", "", *time_to_target] if time_to_target else []),
     ]
-
-
-def declaration_text() -> str:
-    from ..recipes.protocol import declaration_line
-
-    return declaration_line()
 
 
 def seed_list(seeds: list[int]) -> str:

@@ -13,7 +13,6 @@ settings: the range shows whether the verdict hangs on one near tie.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,19 +27,13 @@ from .stats import PairedDifference, pair_by_seed, paired_difference
 
 def current(documents: list[dict]) -> tuple[list[dict], int]:
     """The documents made under the declaration in force, and how many others were left out (stale)."""
-    digest = declaration().digest
-    kept = [d for d in documents if d.get("protocol") == digest]
+    kept = [d for d in documents if declaration().governs(d)]
     return kept, len(documents) - len(kept)
 
 
 def by_seed(documents: list[dict]) -> dict[int, float]:
     """Final test accuracy per seed."""
     return {int(d["seed"]): float(d["final_test_accuracy"]) for d in documents}
-
-
-def mean_validation(documents: list[dict]) -> float | None:
-    values = [d["final_val_accuracy"] for d in documents if d.get("final_val_accuracy") is not None]
-    return statistics.fmean(values) if values else None
 
 
 @dataclass(frozen=True)
@@ -111,7 +104,7 @@ def ranked_runs(results_dir: Path, recipe: str, family: str, tuned: list[dict]) 
     folder = Path(results_dir) / TUNE_GROUP / recipe / "top"
     for path, document in finished_results(folder, f"{recipe}/{family}-top*/seed-*.json"):
         rank = path.parent.name.removeprefix(f"{family}-top")
-        if rank.isdigit() and document.get("protocol") == declaration().digest:
+        if rank.isdigit() and declaration().governs(document):
             found.setdefault(int(rank), []).append(document)
     return found
 

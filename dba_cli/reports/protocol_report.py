@@ -33,7 +33,7 @@ def accuracies(results_dir: Path, runs: list[PlannedRun], best_epoch: bool = Fal
     stored = stored_results(results_dir, [planned.key for planned in runs])
     for planned in runs:
         document = stored.get(planned.key)
-        if document is None or document.get("protocol") != declaration().digest:  # stale: in no row
+        if document is None or not declaration().governs(document):  # stale: in no row
             continue
         if best_epoch:
             values = [e["test_accuracy"] for e in document["history"] if e.get("test_accuracy") is not None]

@@ -132,6 +132,20 @@ def candidate_runs(
     ]
 
 
+def makes_a_run(recipe: Recipe, **method) -> Callable[[dict], bool]:
+    """Whether a setting (with `method`, the settings every candidate gets) is a valid run of `recipe`: the edge
+    rule's step beyond may not be (a momentum of 1, a learning rate past its bound)."""
+
+    def valid(settings: dict) -> bool:
+        try:
+            recipe.config_for(make_method(**settings, **method), 0)
+        except Exception:  # a ConfigError or a pydantic ValidationError: the step beyond is not a run
+            return False
+        return True
+
+    return valid
+
+
 @dataclass(frozen=True)
 class Extended:
     """A family's grid after the edge rule: the extra candidates, and why each was tried (for the report)."""
@@ -197,10 +211,9 @@ def score(grid: list[Candidate], runs: list[PlannedRun], results_dir: Path, rank
     missing = [planned.key for planned in runs if planned.key not in cache]
     cache.update(stored_results(results_dir, missing))
     stored = cache
-    digest = declaration().digest
     by_name: dict[str, list[dict]] = {}
     for planned in runs:
-        if planned.key in stored and stored[planned.key].get("protocol") == digest:
+        if planned.key in stored and declaration().governs(stored[planned.key]):
             by_name.setdefault(planned.method_name, []).append(stored[planned.key])
     scored = []
     for order, candidate in enumerate(grid):

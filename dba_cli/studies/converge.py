@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..recipes.planned import PlannedRun
 from ..recipes.protocol import declaration
-from ..recipes.recipe import Recipe, make_method
+from ..recipes.recipe import Recipe
 from ..results.quantities import final_validation, median_steps
 from ..settings.evaluation import every_epoch
 from . import candidates
@@ -62,15 +62,9 @@ def extended_grid(
     def scored_of(found: list[Candidate]) -> list[Scored]:
         return candidates.score(found, runs_of(recipe, found, smoke), results_dir, rank_for(targets), cache)
 
-    def valid(settings: dict) -> bool:
-        try:
-            recipe.config_for(make_method(**settings, **method_extras()), 0)
-        except Exception:  # a ConfigError or a pydantic ValidationError: the step beyond is not a run
-            return False
-        return True
-
     return candidates.extended(convergence_spec(recipe), base_grid(recipe), scored_of, len(tuning_seeds(recipe, smoke)),
-                               valid, declaration().edge.max_extensions, **method_extras())
+                               candidates.makes_a_run(recipe, **method_extras()), declaration().edge.max_extensions,
+                               **method_extras())
 
 
 def grid(recipe: Recipe, results_dir: Path | None = None, smoke: bool = False) -> list[Candidate]:

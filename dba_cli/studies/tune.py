@@ -31,7 +31,7 @@ import yaml
 
 from ..recipes.planned import PlannedRun
 from ..recipes.protocol import declaration
-from ..recipes.recipe import Recipe, make_method, method_settings
+from ..recipes.recipe import Recipe, method_settings
 from ..settings.evaluation import FINAL_ONLY
 from ..settings.subsets import parse_subset
 from . import candidates
@@ -120,17 +120,6 @@ def rank(documents: list[dict]) -> tuple:
     return (-round(robust_score(values), 6), -min(values))
 
 
-def valid_setting(recipe: Recipe):
-    def valid(settings: dict) -> bool:
-        try:
-            recipe.config_for(make_method(**settings, **method_extras(recipe)), 0)
-        except Exception:  # a ConfigError or a pydantic ValidationError: the step beyond is not a run
-            return False
-        return True
-
-    return valid
-
-
 def extended_grid(
     recipe: Recipe, results_dir: Path, smoke: bool = False, variant: str | None = None
 ) -> tuple[list[Candidate], list[Extended], list[Scored]]:
@@ -141,7 +130,8 @@ def extended_grid(
         return candidates.score(grid, runs_of(recipe, grid, smoke, variant), results_dir, rank, cache)
 
     return candidates.extended(
-        tune_spec(recipe), base_grid(recipe), scored_of, len(tuning_seeds(recipe, smoke)), valid_setting(recipe),
+        tune_spec(recipe), base_grid(recipe), scored_of, len(tuning_seeds(recipe, smoke)),
+        candidates.makes_a_run(recipe, **method_extras(recipe)),
         declaration().edge.max_extensions, **method_extras(recipe),
     )
 
