@@ -26,6 +26,7 @@ NO_EFFECT_ON_NUMBERS = {
     "dba_cli.errors": "exception classes",
     "dba_cli.files": "atomic writes of checkpoints",
     "dba_cli.settings.run": "the config, recorded whole in every result: a change shows as another config",
+    "dba_cli.settings.methods": "the methods' declarations and settings, recorded whole in every result's config",
     "dba_cli.settings.subsets": "subset names; what they draw is checked by the subset hash every result records",
     "dba_cli.settings.validation": "validation messages",
     "dba_cli.training.code_version": "records which code trained",

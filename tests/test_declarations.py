@@ -23,6 +23,7 @@ from dba_cli.errors import ConfigError
 from dba_cli.models import build_mlp
 from dba_cli.recipes.recipe import METHOD_FIELDS, MODEL_FIELDS, TRAINING_FIELDS, Method, ModelSection, TrainingSection
 from dba_cli.settings import environment
+from dba_cli.settings.methods import SETTINGS_FIELDS, ImportanceConfig, OnlineConfig, OrderedConfig
 from dba_cli.settings.run import ACTIVATIONS, DEFAULT_LR, METHODS, OPTIMIZERS, RunConfig, fields_in, run_config
 from dba_cli.settings.validation import fields_of
 
@@ -72,7 +73,7 @@ def test_one_list_of_methods_and_optimizers():
 def test_every_run_setting_is_a_dba_run_option_with_its_default_and_help():
     options = command_options("run")
     for name, field in RunConfig.model_fields.items():
-        if name == "dba":
+        if name in SETTINGS_FIELDS:  # a method's own settings: an option each (below, and tests/test_peers.py)
             continue
         assert name in options and option_name(name) in options[name].opts, name
         assert options[name].help.startswith(field.description), name
@@ -134,3 +135,20 @@ def test_the_data_folder_variable_is_one_name():
 
     assert loading.DATA_DIR_ENV == environment.DATA_DIR == "DBA_DATA_DIR"
     assert command_options("run")["data_dir"].envvar == environment.DATA_DIR
+
+
+@pytest.mark.parametrize("settings", [OrderedConfig, OnlineConfig, ImportanceConfig])
+def test_every_peer_setting_is_an_option_stating_its_default_and_nests_under_its_method(settings):
+    options = command_options("run")
+    for name, field in fields_of(settings).items():
+        default = dataclasses.asdict(settings())[name]
+        assert options[name].default is None
+        assert options[name].help.endswith(f"(default: {'none' if default is None else default})"), options[name].help
+        if get_origin(field.annotation) is Literal:
+            assert ", ".join(get_args(field.annotation)) in options[name].help
+    from dba_cli.cli.options import run_values
+
+    owner = {OrderedConfig: "ordered", OnlineConfig: "online", ImportanceConfig: "importance"}[settings]
+    first = next(iter(fields_of(settings)))
+    value = dataclasses.asdict(settings())[first]
+    assert run_values({"method": owner, first: value}) == {"method": owner, owner: {first: value}}

@@ -15,7 +15,15 @@ each repeat so that machine noise hits all of them alike; we report medians:
          vectors of the current subset, the variance of every S minus {k}
          (vectorised over k; two passes over all B x P gradients per round),
          then the same step. Seconds per step, so it runs only `naive_repeats`
-         times and without warm-up.
+         times and without warm-up;
+- DBA's peers (settings/methods.py), each through the training loop's own
+  Stepper at a middle setting of its tuning grid, its batch drawn as in
+  training from a pool of the bench's batches: Ordered SGD (q = B/2), small-loss
+  (q = 0.8 B), online batch selection (s_e 100; the draw from the loss ranks is
+  inside each step, the refresh of all losses once per pass over the pool),
+  importance sampling (always on, presample 3 B: its scoring forward pass is
+  inside each step) and the random-composition control (DBA's step, samples at
+  random). The median leaves out the rare steps that refresh a loss table.
 """
 
 from __future__ import annotations
@@ -33,13 +41,32 @@ from ..dba.config import DBAConfig
 from ..dba.engine import DBA
 from ..models import build_cnn
 from ..reports.markdown import markdown_table
+from ..settings.run import run_config
+from ..training.optim import Stepper
 
 VARIANTS = {
     "sgd": "plain SGD step",
     "gram": "per-sample Gram only (no search, no step)",
     "dba": "DBA step (variance, min_size B/2)",
     "naive": "naive DBA (materialised per-sample grads)",
+    "ordered": "Ordered SGD step (q = B/2 highest losses)",
+    "small-loss": "small-loss step (q = 0.8 B lowest losses)",
+    "online": "online batch selection step (s_e 100)",
+    "importance": "importance sampling step (presample 3 B, always on)",
+    "dba-random": "random-composition control (DBA's sizes)",
 }
+
+
+def peer_settings(batch_size: int) -> dict[str, dict]:
+    """Each peer's run settings in the bench: a middle setting of its recipe tuning grid."""
+    return {
+        "ordered": {"method": "ordered", "ordered": {"keep": "largest", "fraction": 0.5}},
+        "small-loss": {"method": "ordered", "ordered": {"keep": "smallest", "fraction": 0.8}},
+        "online": {"method": "online", "online": {"pressure": 100.0}},
+        "importance": {"method": "importance", "importance": {"presample": 3.0, "switch": "always"}},
+        "dba-random": {"method": "dba-random", "dba": {"metric": "variance", "direction": "minimize",
+                                                        "min_size": max(1, batch_size // 2)}},
+    }
 LEARNING_RATE = 0.01  # small: the models should not diverge while we time them
 
 Step = Callable[[torch.Tensor, torch.Tensor], object]
@@ -58,6 +85,7 @@ def benchmark_steps(
     on_repeat: Callable[[int, int], None] | None = None,
     architecture: str = "mlp",
     channels: tuple[int, int] = (8, 16),
+    peers: bool = True,
 ) -> list[dict]:
     """Median time per step of each variant, per batch size (rows for `format_table`).
 
@@ -65,16 +93,21 @@ def benchmark_steps(
 
     inputs/targets: real data (float32 N x 784, int64 labels) to draw batches
     from; by default, synthetic data from a seeded generator.
-    naive_repeats=0 leaves the naive DBA out.
+    naive_repeats=0 leaves the naive DBA out; peers=False leaves DBA's peers out.
     on_repeat(batch_size, repeat) is called after each round-robin repeat.
     """
     device = torch.device(device)
     rows = []
     for batch_size in batch_sizes:
         batches = _batches(batch_size, warmup + repeats, seed, inputs, targets, device)
-        steps = _steps(batch_size, lambda: _model(architecture, hidden, channels, seed), device)
+        make_model = lambda: _model(architecture, hidden, channels, seed)  # noqa: E731
+        steps = _steps(batch_size, make_model, device)
         if naive_repeats <= 0:
             del steps["naive"]
+        if peers:
+            pool_x, pool_y = torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+            for name, settings in peer_settings(batch_size).items():
+                steps[name] = _peer_step(settings, batch_size, make_model().to(device), pool_x, pool_y)
         times: dict[str, list[float]] = {name: [] for name in steps}
         for round_ in range(warmup + repeats):
             x, y = batches[round_ % len(batches)]
@@ -145,6 +178,23 @@ def _steps(batch_size: int, make_model: Callable[[], nn.Module], device: torch.d
         naive_dba_step(models["naive"], optimizers["naive"], config.min_size, x, y)
 
     return {"sgd": sgd, "gram": gram_only.layer_grams, "dba": dba.step, "naive": naive}
+
+
+def _peer_step(settings: dict, batch_size: int, model: nn.Module, pool_x: torch.Tensor, pool_y: torch.Tensor) -> Step:
+    """A peer's training step as the training loop takes it: its next batch from the pool (a new pass when one ends), then the step."""
+    config = run_config(base="sgd", lr=LEARNING_RATE, batch_size=batch_size, epochs=1, **settings)
+    stepper = Stepper(model, config)
+    generator = torch.Generator().manual_seed(0)
+    passes = {"batches": iter(())}
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:  # the bench's own batch is ignored: the peer draws its own
+        batch = next(passes["batches"], None)
+        if batch is None:
+            passes["batches"] = iter(stepper.batches(pool_x, pool_y, batch_size, generator, 1))
+            batch = next(passes["batches"])
+        stepper(pool_x[batch], pool_y[batch], batch)
+
+    return step
 
 
 def naive_dba_step(model: nn.Module, optimizer: torch.optim.Optimizer, min_size: int, x, y) -> None:

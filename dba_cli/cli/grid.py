@@ -48,7 +48,7 @@ def start_pool(options: GridOptions, jobs: int, datasets: Iterable[str], runs: S
     if jobs <= 1:
         return None
     data_dir = None if options.data_dir is None else str(options.data_dir)
-    engine = any(planned.config.method == "dba" for planned in runs)
+    engine = any(planned.config.dba is not None for planned in runs)
     pool = PoolRunner(jobs, options.threads, options.device, data_dir, datasets, engine)
     pool.start(options.results_dir, runs, options.overwrite)
     return pool

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Optional, get_args, get_origin, get_
 import typer
 
 from ..dba.config import DBAConfig
+from ..settings.methods import ImportanceConfig, OnlineConfig, OrderedConfig
 from ..errors import ConfigError
 from ..files import path_problem
 from ..settings import environment
@@ -188,7 +189,7 @@ PANELS = {
     "data": "Data", "model": "Model", "method": "Method", "training": "Training", "seed": "Training",
     "protocol": "Protocol (diagnostics; the defaults are the spec's protocol)",
 }
-DBA_PANEL = "DBA (only with --method dba)"
+DBA_PANEL = "DBA (only with --method dba or dba-random)"
 
 
 def option_name(field: str) -> str:
@@ -220,7 +221,7 @@ def run_parameters() -> list[inspect.Parameter]:
     """
     parameters = []
     for name, field in RunConfig.model_fields.items():
-        if name == "dba":
+        if name in NESTED:
             continue
         default = field.get_default(call_default_factory=True)
         if is_list(field.annotation):
@@ -231,14 +232,15 @@ def run_parameters() -> list[inspect.Parameter]:
                               rich_help_panel=PANELS[field_extra(field)["group"]])
         parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                             annotation=Annotated[Optional[kind], option]))
-    for name, field in fields_of(DBAConfig).items():
-        default = field.get_default(call_default_factory=True)
-        accepted = f": {', '.join(get_args(field.annotation))}" if get_origin(field.annotation) is Literal else ""
-        shown = "no limit" if default is None else default
-        help_text = f"{DBA_HELP.get(name, name)}{accepted}. (default: {shown})"
-        annotation = Annotated[Optional[cli_type(field.annotation)],
-                               typer.Option(option_name(name), help=help_text, show_default=False, rich_help_panel=DBA_PANEL)]
-        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+    for owner, (settings, panel, helps) in NESTED.items():
+        for name, field in fields_of(settings).items():
+            default = field.get_default(call_default_factory=True)
+            accepted = f": {', '.join(get_args(field.annotation))}" if get_origin(field.annotation) is Literal else ""
+            shown = ("no limit" if owner == "dba" else "none") if default is None else default
+            help_text = f"{helps.get(name, name)}{accepted}. (default: {shown})"
+            annotation = Annotated[Optional[cli_type(field.annotation)],
+                                   typer.Option(option_name(name), help=help_text, show_default=False, rich_help_panel=panel)]
+            parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
     return parameters
 
 
@@ -250,8 +252,28 @@ DBA_HELP = {  # what each of DBA's settings is, for --help (its choices and defa
     "reduction": "Layer gradient (mean: the mean of the kept samples' gradients; sum_over_batch: their sum / the batch size)",
     "unbiased": "Bessel's correction (m - 1) for the variance metrics",
 }
-RUN_FIELDS = tuple(name for name in RunConfig.model_fields if name != "dba")
-DBA_FIELDS = tuple(fields_of(DBAConfig))
+PEER_HELP = {  # the peers' settings (settings/methods.py, where each is explained)
+    "keep": "Which losses Ordered SGD keeps (largest: Ordered SGD; smallest: the small-loss trick)",
+    "fraction": "Fraction q/B of each batch Ordered SGD keeps",
+    "ramp_epochs": "Epochs over which the kept fraction falls from 1 to --fraction (0: from the start)",
+    "pressure": "Online selection's pressure s_e: the highest-loss sample is drawn about s_e times as often as the lowest",
+    "pressure_end": "s_e at the last epoch (log-linear decay; none: constant)",
+    "refresh_epochs": "Recompute every training sample's loss every this many epochs",
+    "presample": "Importance sampling's presample b as a multiple of the batch",
+    "switch": "When importance sampling starts (variance: once the variance-reduction estimate passes --threshold)",
+    "threshold": "The variance-reduction estimate above which importance sampling is on",
+    "smoothing": "Smoothing of the variance-reduction estimate",
+}
+# The run fields that hold a method's own settings, each a nested config with an option per setting.
+NESTED = {
+    "dba": (DBAConfig, DBA_PANEL, DBA_HELP),
+    "ordered": (OrderedConfig, "Ordered SGD and small-loss (only with --method ordered)", PEER_HELP),
+    "online": (OnlineConfig, "Online batch selection (only with --method online)", PEER_HELP),
+    "importance": (ImportanceConfig, "Importance sampling (only with --method importance)", PEER_HELP),
+}
+RUN_FIELDS = tuple(name for name in RunConfig.model_fields if name not in NESTED)
+NESTED_FIELDS = {owner: tuple(fields_of(settings)) for owner, (settings, _, _) in NESTED.items()}
+DBA_FIELDS = NESTED_FIELDS["dba"]
 
 
 def run_values(values: dict) -> dict:
@@ -262,9 +284,10 @@ def run_values(values: dict) -> dict:
         if value is None:
             continue
         config[name] = parse_ints(value, option_name(name)) if is_list(RunConfig.model_fields[name].annotation) else value
-    dba = {name: values[name] for name in DBA_FIELDS if values.get(name) is not None}
-    if dba:
-        config["dba"] = dba
+    for owner, fields in NESTED_FIELDS.items():
+        own = {name: values[name] for name in fields if values.get(name) is not None}
+        if own:
+            config[owner] = own
     return config
 
 
@@ -272,6 +295,6 @@ def option_path(loc: tuple) -> tuple:
     """A RunConfig field path as the option that gave it: ('hidden', 0) -> ('--hidden', 0); DBA's via their own options."""
     if not loc:
         return loc
-    if loc[0] == "dba" and len(loc) > 1 and loc[1] in DBA_FIELDS:
+    if loc[0] in NESTED_FIELDS and len(loc) > 1 and loc[1] in NESTED_FIELDS[loc[0]]:
         return (option_name(str(loc[1])), *loc[2:])
     return (option_name(str(loc[0])), *loc[1:]) if loc[0] in RUN_FIELDS else loc

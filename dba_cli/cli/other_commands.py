@@ -211,11 +211,13 @@ def bench_step(
     channels: Annotated[str, typer.Option(help="CNN: output channels of its two 5x5 convolutions, comma-separated.")] = "8,16",
     repeats: Annotated[int, typer.Option(min=1, help="Timed steps per variant and batch size.")] = 100,
     naive_repeats: Annotated[int, typer.Option(min=0, help="Timed steps of the (slow) naive DBA; 0 leaves it out.")] = 2,
+    peers: Annotated[bool, typer.Option(help="Also time DBA's peers (Ordered SGD, small-loss, online batch selection, "
+                                             "importance sampling, the random-composition control).")] = True,
     device: DeviceOption = "cpu",
     threads: ThreadsOption = 1,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Median training-step time: plain SGD, per-sample Gram only, full DBA, naive DBA; ratios to SGD."""
+    """Median training-step time: plain SGD, per-sample Gram only, full DBA, naive DBA and DBA's peers; ratios to SGD."""
     from ..bench.step import benchmark_steps, format_table
     from ..data.loading import load_dataset
     from ..settings.run import run_config
@@ -235,6 +237,6 @@ def bench_step(
                 batch_sizes=sizes, hidden=hidden, repeats=repeats, naive_repeats=naive_repeats,
                 inputs=inputs, targets=targets, device=torch_device,
                 on_repeat=lambda batch, repeat: progress.advance(task),
-                architecture=model.architecture, channels=tuple(model.channels),
+                architecture=model.architecture, channels=tuple(model.channels), peers=peers,
             )
         typer.echo(format_table(rows))

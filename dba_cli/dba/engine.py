@@ -53,6 +53,9 @@ from .gram_linear import linear_gram, linear_subset_grads
 from .search import greedy_search, noise_rtol
 
 LossFn = Callable[..., torch.Tensor]
+# "search": the kept samples are the search's; "random": the random-composition control, which keeps as many
+# samples per layer as the search chose, drawn uniformly at random (it separates how many from which).
+COMPOSITIONS = ("search", "random")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ class DBA:
     losses (F.cross_entropy, F.mse_loss, ... all are).
     The layers are found once, here: parameters frozen or unfrozen later are
     not picked up. `step` replaces the `.grad` of every trained parameter.
+    `composition="random"` is the random-composition control: the same search
+    gives each layer's size, and that many samples are drawn at random (from a
+    generator seeded by `seed`, part of the state).
     """
 
     def __init__(
@@ -78,12 +84,18 @@ class DBA:
         optimizer: torch.optim.Optimizer,
         config: DBAConfig | None = None,
         loss_fn: LossFn = F.cross_entropy,
+        composition: str = "search",
+        seed: int = 0,
     ) -> None:
+        if composition not in COMPOSITIONS:
+            raise ValueError(f"composition: {composition!r} is not one of {', '.join(COMPOSITIONS)}")
         self.model = model
         self.optimizer = optimizer
         self.config = config if config is not None else DBAConfig()
         self.loss_fn = loss_fn
         self.steps = 0
+        self.composition = composition
+        self._composition_rng = torch.Generator().manual_seed(seed)  # the random control's draws (CPU)
         self._linear, self._conv, self._generic = _find_layers(model)
 
     @property
@@ -118,7 +130,10 @@ class DBA:
 
     def state_dict(self) -> dict:
         """The optimizer's state and DBA's own (config, step count); the model's weights are not included."""
-        return {"optimizer": self.optimizer.state_dict(), "config": asdict(self.config), "steps": self.steps}
+        state = {"optimizer": self.optimizer.state_dict(), "config": asdict(self.config), "steps": self.steps}
+        if self.composition != "search":
+            state["composition"] = {"kind": self.composition, "rng": self._composition_rng.get_state()}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if state["config"] != asdict(self.config):
@@ -128,6 +143,8 @@ class DBA:
             )
         self.optimizer.load_state_dict(state["optimizer"])
         self.steps = int(state["steps"])
+        if self.composition != "search":
+            self._composition_rng.set_state(state["composition"]["rng"])
 
     # --- the parts of a step ---
 
@@ -211,7 +228,16 @@ class DBA:
             greedy_search(host, self.config, noise_rtol(torch.finfo(K.dtype).eps))
             for K, host in zip(grams, _grams_to_host(grams))
         ]
+        if self.composition == "random":
+            masks = [self._random_mask(len(mask), int(mask.sum())) for mask in masks]
         return _kept_to_device(masks, [K.device for K in grams])
+
+
+    def _random_mask(self, batch: int, size: int) -> np.ndarray:
+        """`size` of `batch` samples, uniformly at random: the control's composition for a size the search chose."""
+        mask = np.zeros(batch, dtype=bool)
+        mask[torch.randperm(batch, generator=self._composition_rng)[:size].numpy()] = True
+        return mask
 
 
 # --- moving Gram matrices and kept indices between the device and the host ---

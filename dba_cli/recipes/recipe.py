@@ -19,6 +19,7 @@ from pydantic import Field, PrivateAttr, ValidationError, create_model
 
 from ..errors import ConfigError
 from ..settings.evaluation import DEFAULT_SCHEDULE, EvaluationSchedule
+from ..settings.methods import declared
 from ..settings.names import SafeName
 from ..settings.roles import RECIPE_ROLES
 from ..settings.run import RunConfig, fields_in
@@ -30,7 +31,7 @@ from .sections import AblationSpec, Claim, ConvergenceSpec, ProtocolSpec, SmokeS
 # How tables show a method: an untuned baseline, DBA as the abstract reads, DBA as the
 # recipe chose it by hand, or a setting chosen by `dba tune` on the validation split.
 ROLES = RECIPE_ROLES  # settings/roles.py
-TUNED_ROLES = ("tuned", "tuned-baseline")
+TUNED_ROLES = ("tuned", "tuned-baseline", "tuned-peer")
 MODEL_FIELDS = tuple(fields_in("model"))
 TRAINING_FIELDS = tuple(fields_in("training"))
 TOP_FIELDS = tuple(fields_in("data"))  # dataset, data: at the recipe's top level
@@ -170,7 +171,8 @@ class Recipe(Strict):
         for prefix, settings in layers:
             for key, value in settings.items():
                 values[key], origin[key] = value, prefix
-        if values.get("method", "sgd") != "dba":
+        method_name = values.get("method", "sgd")
+        if not (isinstance(method_name, str) and declared(method_name).over_base):
             values.pop("base", None)
 
         def where(loc: tuple) -> tuple:

@@ -80,7 +80,7 @@ class Search(Strict):
     """
 
     top: Int = Field(3, ge=1, le=MAX_TOP)  # per family, the best this many also run on the reported seeds
-    families: dict[SafeName, dict[Annotated[str, Field(min_length=1, max_length=64)], Axis]] = Field(min_length=1, max_length=8)
+    families: dict[SafeName, dict[Annotated[str, Field(min_length=1, max_length=64)], Axis]] = Field(min_length=1, max_length=12)
 
     @model_validator(mode="before")
     @classmethod

@@ -78,8 +78,15 @@ def failures(documents: list[dict]) -> str:
 
 
 def comparisons_of(recipe_name: str, recipe: Recipe | None, summaries: list[MethodSummary], results_dir: Path) -> list[Comparison]:
-    """Every tuned DBA row against every tuned baseline row of one recipe; the comparator first."""
+    """Every tuned DBA row against every tuned baseline row of one recipe, the comparator first, then against every tuned peer.
+
+    The peers (settings/methods.py: Ordered SGD, small-loss, online batch
+    selection, importance sampling, the random-composition control) are never
+    the comparator: the paper's claims are against SGD and Adam, so the peers'
+    rows are always secondary.
+    """
     baselines = [s for s in summaries if s.role == "tuned-baseline"]
+    peers = [s for s in summaries if s.role == "tuned-peer"]
     dbas = [s for s in summaries if s.role == "tuned" and s.method == "dba"]
     best = tuning_comparator(recipe, results_dir).name if baselines and dbas else None
     claim = recipe.claim if recipe else None
@@ -89,7 +96,7 @@ def comparisons_of(recipe_name: str, recipe: Recipe | None, summaries: list[Meth
     found = []
     for dba in dbas:
         dba_documents, dba_stale = current(dba.documents)
-        for baseline in sorted(baselines, key=lambda s: s.method_name != best):
+        for baseline in [*sorted(baselines, key=lambda s: s.method_name != best), *peers]:
             base_documents, base_stale = current(baseline.documents)
             seeds, difference = paired(dba_documents, base_documents)
             is_comparator = baseline.method_name == best
@@ -185,20 +192,21 @@ def glance_section(comparisons: list[Comparison], time_to_target: list[str] | No
         return []
     ordered = sorted(comparisons, key=lambda c: not c.primary)
     tests = declaration().tests
-    header = ["family", "recipe", "data set", "model", "n pairs", "tuned DBA %", "tuned baseline %",
-              "DBA − baseline, pts", "95% t interval", "p (t)", "p (sign-flip, exact)", "p (Holm)",
+    header = ["family", "recipe", "data set", "model", "n pairs", "tuned DBA %", "tuned baseline or peer %",
+              "DBA − it, pts", "95% t interval", "p (t)", "p (sign-flip, exact)", "p (Holm)",
               f"TOST ±{tests.margin:g} p (Holm)", "paper's implied improvement, one-sided", "verdict",
               "failed runs (DBA / baseline)", "sensitivity (best settings, pairs)"]
     primary = sum(c.primary for c in comparisons) + len(time_to_target or [])
     return [
         "",
-        "## At a glance: tuned DBA against each tuned baseline, under the protocol declaration",
+        "## At a glance: tuned DBA against each tuned baseline and peer, under the protocol declaration",
         "",
         f"{declaration_line()} Each row: the mean per-seed difference in test-accuracy points over the reported seeds "
         f"(paired: same seed, same subset and initial weights) with its 95% paired t interval, the paired t test's "
         f"two-sided p and, beside it, the exact sign-flip permutation p (no normality assumed). The **primary** family is "
         f"the paper's claims as the declaration names them ({primary} test{'s' if primary != 1 else ''}: DBA against the comparator on the declared "
-        f"recipes, and time to target); every other row is **secondary**. Holm's adjustment runs within each family, "
+        f"recipes, and time to target); every other row is **secondary**, DBA against its peers (the simpler "
+        f"methods that also choose what each step learns from: docs/peers.md) included. Holm's adjustment runs within each family, "
         f"for the two-sided p and for the TOST p (equivalence within ±{tests.margin:g} points). The words: \"DBA "
         f"better\" or \"DBA worse\" where the Holm-adjusted two-sided p is below {tests.alpha:g}; else \"equivalent "
         f"within ±{tests.margin:g}\" where the Holm-adjusted TOST p is below {tests.alpha:g}; else \"no difference "

@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigError
+from ..settings.methods import declared
 from ..settings.roles import RESULT_ROLES
 from ..settings.names import MAX_PATH_PART_LENGTH, name_problem
 from ..settings.run import MAX_EPOCHS, MAX_SEED, RunConfig
@@ -227,8 +228,8 @@ def check_document(document: dict, path: str | PurePath | None = None, inside: s
         raise ResultProblem(f"history: {epochs} epochs trained, more than config.epochs {config.epochs}")
     if epochs < config.epochs and stored.diverged_at_epoch != epochs:
         raise ResultProblem(f"history: {epochs} of config.epochs {config.epochs} trained, and the run did not diverge")
-    if (config.method == "dba") != bool(stored.history.kept):
-        raise ResultProblem("history.kept: DBA's kept sizes must be there for a DBA run, and only for one")
+    if declared(config.method).kept_sizes != bool(stored.history.kept):
+        raise ResultProblem("history.kept: DBA's kept sizes must be there for a run of the DBA engine (dba, dba-random), and only for one")
     if path is not None:
         check_place(stored, PurePath(path), PurePath(inside) if inside is not None else None)
 

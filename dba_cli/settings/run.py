@@ -12,6 +12,7 @@ settings are the engine's `DBAConfig` (dba/config.py). Nothing here imports torc
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -19,14 +20,16 @@ from pydantic.fields import FieldInfo
 
 from ..dba.config import DBAConfig
 from ..errors import ConfigError
+from .methods import METHODS as METHOD_DECLARATIONS
+from .methods import OPTIMIZERS, SETTINGS_FIELDS, ImportanceConfig, OnlineConfig, OrderedConfig, declared
 from .subsets import SUBSET_HELP, TRAIN_SIZE, parse_subset
 from .validation import Float, Int, Strict, make_config
 
 DATASETS = ("mnist", "fashion-mnist")  # both 28x28 grey images of 10 classes in the IDX format (data/datasets.py)
 ARCHITECTURES = ("mlp", "cnn")  # models.py
 ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU"}  # name -> its torch.nn class
-OPTIMIZERS = ("sgd", "adam", "adamw")  # the torch optimizers a run can use, DBA's base included (training/optim.py)
-METHODS = (*OPTIMIZERS, "dba")
+METHODS = tuple(METHOD_DECLARATIONS)  # settings/methods.py: the optimizers (training/optim.py), DBA and its peers
+SELECTION_METHODS = tuple(name for name, method in METHOD_DECLARATIONS.items() if method.over_base)
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.001, "adamw": 0.001}
 
 # Where a field belongs: a recipe's top level (data), its `model:` and `training:` sections, a
@@ -75,7 +78,8 @@ class RunConfig(Strict):
     data: Subset = setting("10-per-class", group="data", help=f"Training subset: {SUBSET_HELP}.")
     method: Literal[METHODS] = setting("sgd", group="method", help="Training method: " + ", ".join(METHODS) + ".")
     base: Literal[OPTIMIZERS] = setting(
-        "sgd", group="method", help="The optimizer that applies DBA's gradient (method dba only): " + ", ".join(OPTIMIZERS) + "."
+        "sgd", group="method", help="The optimizer that applies the selected gradient (methods " + ", ".join(SELECTION_METHODS) + "): "
+        + ", ".join(OPTIMIZERS) + "."
     )
     lr: Float = setting(
         DEFAULT_LR["sgd"], group="method", gt=0,
@@ -109,7 +113,18 @@ class RunConfig(Strict):
         help="Learning-rate schedule: constant, or cosine (step t of T = epochs x steps per epoch: "
         "lr x 0.5 x (1 + cos(pi t / T)), no warm-up).",
     )
-    dba: DBAConfig | None = setting(None, group="method", help="DBA's settings (method dba only; defaults filled in).")
+    dba: DBAConfig | None = setting(
+        None, group="method", help="DBA's settings (methods dba and dba-random only; defaults filled in)."
+    )
+    ordered: OrderedConfig | None = setting(
+        None, group="method", help="Ordered SGD's settings (method ordered only; defaults filled in)."
+    )
+    online: OnlineConfig | None = setting(
+        None, group="method", help="Online batch selection's settings (method online only; defaults filled in)."
+    )
+    importance: ImportanceConfig | None = setting(
+        None, group="method", help="Importance sampling's settings (method importance only; defaults filled in)."
+    )
     # Protocol: the defaults are the spec's protocol; other values are diagnostics.
     validation_size: Int = setting(
         0, group="protocol", omit_default=True, ge=0, le=TRAIN_SIZE,
@@ -136,7 +151,7 @@ class RunConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def fill_defaults(cls, values: Any) -> Any:
-        """Default lr from the optimizer; default DBA settings for method dba.
+        """Default lr from the optimizer; default settings of its own for a selection method (DBA, a peer).
 
         With an unknown method or base there is no default lr, and that is the
         only error to report: the unset lr is dropped rather than passed on as
@@ -146,21 +161,27 @@ class RunConfig(Strict):
             return values
         values = dict(values)
         method = values.get("method", "sgd")
-        optimizer = values.get("base", "sgd") if method == "dba" else method
+        declaration = declared(method) if isinstance(method, str) else None
+        optimizer = values.get("base", "sgd") if declaration is not None and declaration.over_base else method
         if values.get("lr") is None:
             default = DEFAULT_LR.get(optimizer) if isinstance(optimizer, str) else None
             if default is not None:
                 values["lr"] = default
             else:
                 values.pop("lr", None)
-        if method == "dba" and values.get("dba") is None:
-            values["dba"] = {}
+        own = declaration.settings if declaration is not None else None
+        if own is not None and values.get(own) is None:
+            values[own] = {}
         return values
 
     @model_validator(mode="after")
     def dba_only_for_dba(self) -> RunConfig:
-        if self.dba is not None and self.method != "dba":
-            raise ValueError(f"dba: settings were given but method is {self.method!r}; use method dba or drop them")
+        for name in SETTINGS_FIELDS:
+            if getattr(self, name) is not None and declared(self.method).settings != name:
+                users = [m for m, d in METHOD_DECLARATIONS.items() if d.settings == name]
+                raise ValueError(
+                    f"{name}: settings were given but method is {self.method!r}; use method {' or '.join(users)} or drop them"
+                )
         if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
             raise ValueError("nesterov: needs SGD with momentum > 0; set momentum (e.g. 0.9) or drop nesterov")
         self.check_validation_split()
@@ -229,7 +250,7 @@ class RunConfig(Strict):
     @property
     def optimizer(self) -> str:
         """The torch optimizer that applies the update."""
-        return self.base if self.method == "dba" else self.method
+        return self.base if declared(self.method).over_base else self.method
 
     def to_dict(self) -> dict:
         """Plain JSON-able values, as saved with each run.
@@ -239,9 +260,11 @@ class RunConfig(Strict):
         defaults, so that result files stay comparable when new settings are added.
         """
         values = self.model_dump()
-        if self.method != "dba":
+        if not declared(self.method).over_base:
             values.pop("base")
-            values.pop("dba")
+        for name in SETTINGS_FIELDS:
+            if declared(self.method).settings != name:
+                values.pop(name)
         values.pop("channels" if self.architecture == "mlp" else "hidden")
         for name, field in type(self).model_fields.items():
             if field_extra(field).get("omit_default") and name in values and values[name] == field.get_default(call_default_factory=True):
@@ -280,10 +303,10 @@ def run_notes(config: RunConfig) -> list[str]:
             f"batch size {config.batch_size} is larger than the training subset ({size} images of {config.data}): "
             "every step uses the whole subset (full-batch training, one step per epoch)."
         )
-    if config.method == "dba" and config.dba.min_size >= batch:
+    if config.dba is not None and config.dba.min_size >= batch:
         notes.append(
             f"dba.min_size {config.dba.min_size} is not smaller than the batch ({batch} samples): "
-            f"DBA can remove no sample and trains exactly like plain {config.base}."
+            f"{'DBA' if config.method == 'dba' else config.method} can remove no sample and trains exactly like plain {config.base}."
         )
     return notes
 
@@ -293,17 +316,24 @@ def fold_size(subset: int, folds: int, fold: int) -> int:
     return subset // folds + (fold < subset % folds)
 
 
+SHORT_NAMES = {"dba": "DBA", "dba-random": "DBA-random", "ordered": "Ordered SGD", "online": "online selection",
+               "importance": "importance sampling"}
+
+
 def describe(config: RunConfig, batch_size: int | None = None) -> str:
     """A method's setting in a few words, as reports name it: "sgd, lr 0.1, momentum 0.9" or "DBA over sgd, lr 0.1; ...".
 
     Settings at their defaults are left out; the batch size is named when it
     differs from `batch_size` (the recipe's).
     """
-    parts = [f"{config.optimizer}, lr {config.lr:g}" if config.method != "dba" else f"DBA over {config.base}, lr {config.lr:g}"]
+    name = SHORT_NAMES.get(config.method)
+    if config.ordered is not None and config.ordered.keep == "smallest":
+        name = "small-loss"
+    parts = [f"{name} over {config.base}, lr {config.lr:g}" if name else f"{config.optimizer}, lr {config.lr:g}"]
     defaults = RunConfig.model_fields
-    for name in ("momentum", "weight_decay"):
-        if getattr(config, name) != defaults[name].default:
-            parts.append(f"{name.replace('_', ' ')} {getattr(config, name):g}")
+    for field in ("momentum", "weight_decay"):
+        if getattr(config, field) != defaults[field].default:
+            parts.append(f"{field.replace('_', ' ')} {getattr(config, field):g}")
     if config.nesterov:
         parts.append("Nesterov")
     if config.schedule != "constant":
@@ -318,6 +348,14 @@ def describe(config: RunConfig, batch_size: int | None = None) -> str:
             text += f", max_removals {s.max_removals}"
         if s.unbiased:
             text += ", unbiased"
+    for field in ("ordered", "online", "importance"):
+        own = getattr(config, field)
+        if own is not None:
+            default = asdict(type(own)())
+            given = {key: value for key, value in asdict(own).items() if value != default[key] and key != "keep"}
+            if given:
+                text += "; " + ", ".join(f"{key.replace('_', ' ')} {value:g}" if isinstance(value, float) else
+                                         f"{key.replace('_', ' ')} {value}" for key, value in given.items())
     return text
 
 

@@ -28,6 +28,7 @@ from ..recipes.recipe import Recipe, make_method
 from ..recipes.sections import Search
 from ..results.reading import stored_results
 from ..settings.evaluation import EvaluationSchedule
+from ..settings.methods import declared
 
 Rank = Callable[[list[dict]], tuple]  # a candidate's tuning documents -> sort key (smaller is better)
 
@@ -82,6 +83,8 @@ def setting_label(settings: dict[str, Any]) -> str:
     for key, value in settings.items():
         if key == "dba":
             parts.append(dba_label(value))
+        elif isinstance(value, dict):  # a peer's own settings (settings/methods.py): 'keep-smallest-fraction-0.8'
+            parts.append("-".join(f"{k.replace('_', '-')}-{value_text(v)}" for k, v in value.items()) or key)
         elif isinstance(value, bool):
             parts += [key] if value else []
         elif key in ("method", "base"):
@@ -92,8 +95,9 @@ def setting_label(settings: dict[str, Any]) -> str:
 
 
 def candidate(family: str, settings: dict[str, Any], varying: dict[str, Any], label: str, **method) -> Candidate:
-    """A family's setting as a candidate: "tuned" where it trains with DBA, else "tuned-baseline"."""
-    role = "tuned" if settings.get("method") == "dba" else "tuned-baseline"
+    """A family's setting as a candidate, in its method's tuned role: tuned (DBA), tuned-peer or tuned-baseline."""
+    method_name = settings.get("method", method.get("method", "sgd"))
+    role = declared(method_name).tuned_role if isinstance(method_name, str) else "tuned-baseline"
     return Candidate(family, label, make_method(role, **method, **settings), dict(settings), dict(varying))
 
 

@@ -28,6 +28,7 @@ TRAINING_SOURCES = (
     "data/datasets.py", "data/subsets.py",
     "models.py", "seeding.py",
     "training/checkpoint.py", "training/evaluate.py", "training/optim.py", "training/train.py",
+    "training/selection.py", "training/ordered.py", "training/online.py", "training/importance.py",
 )
 
 

@@ -164,28 +164,28 @@ def redraw_subset(data: TrainData, dataset: Dataset, config: RunConfig, epoch: i
 
 
 def train_epoch(
-    step: Stepper, data: TrainData, batch_size: int, generator: torch.Generator
+    step: Stepper, data: TrainData, batch_size: int, generator: torch.Generator, epoch: int = 1
 ) -> tuple[float, dict[str, dict[str, float]] | None]:
-    """One pass over the training subset in a seeded random order.
+    """One pass over the training subset: plain SGD's seeded random order, or the batches a peer of DBA draws.
 
-    Returns the mean training loss and, for DBA, each layer's kept subset size
-    over the epoch's steps (mean, min, max).
+    Returns the mean training loss (over the samples the steps' losses
+    covered: each sample once for plain batches) and, for the DBA engine,
+    each layer's kept subset size over the epoch's steps (mean, min, max).
     """
-    n = len(data.y_train)
-    order = torch.randperm(n, generator=generator).to(data.x_train.device)
     total = torch.zeros((), device=data.x_train.device)
+    count = 0
     kept_sizes: dict[str, list[int]] = {}
-    for start in range(0, n, batch_size):
-        batch = order[start : start + batch_size]
-        loss, kept = step(data.x_train[batch], data.y_train[batch])
-        total += loss * len(batch)
+    for batch in step.batches(data.x_train, data.y_train, batch_size, generator, epoch):
+        loss, kept, covered = step(data.x_train[batch], data.y_train[batch], batch)
+        total += loss * covered
+        count += covered
         for layer, size in (kept or {}).items():
             kept_sizes.setdefault(layer, []).append(size)
     summary = {
         layer: {"mean": sum(sizes) / len(sizes), "min": min(sizes), "max": max(sizes)}
         for layer, sizes in kept_sizes.items()
     }
-    return total.item() / n, summary or None
+    return total.item() / count, summary or None
 
 
 def train(
@@ -257,7 +257,7 @@ def train(
             redraw_subset(data, dataset, config, epoch)
         started = time.perf_counter()
         model.train()
-        train_loss, kept = train_epoch(step, data, config.batch_size, generator)
+        train_loss, kept = train_epoch(step, data, config.batch_size, generator, epoch)
         synchronize(device)
         trained = time.perf_counter()
         model.eval()

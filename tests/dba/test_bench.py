@@ -24,9 +24,17 @@ def test_benchmark_on_given_data_without_the_naive_variant():
     generator = torch.Generator().manual_seed(0)
     inputs, targets = torch.randn(20, 784, generator=generator), torch.randint(0, 10, (20,), generator=generator)
     rows = benchmark_steps(
-        batch_sizes=(8,), hidden=8, warmup=0, repeats=3, naive_repeats=0, inputs=inputs, targets=targets
+        batch_sizes=(8,), hidden=8, warmup=0, repeats=3, naive_repeats=0, inputs=inputs, targets=targets, peers=False
     )
     assert [row["variant"] for row in rows] == ["sgd", "gram", "dba"]
+
+
+def test_every_peer_is_timed_through_its_own_training_step():
+    rows = benchmark_steps(batch_sizes=(8,), hidden=8, warmup=1, repeats=3, naive_repeats=0)
+    peers = {row["variant"]: row for row in rows if row["variant"] not in ("sgd", "gram", "dba")}
+    assert list(peers) == ["ordered", "small-loss", "online", "importance", "dba-random"]
+    assert all(row["median_ms"] > 0 and row["repeats"] == 3 for row in peers.values())
+    assert "| 8 | importance sampling step" in format_table(rows)
 
 
 def test_naive_search_makes_the_same_choices_as_the_gram_search():
