@@ -11,7 +11,9 @@ that, this says how many runs and CPU-core hours it is, from the studies' own
 plans (studies/tune.py, converge.py, ablate.py, protocol.py, and each recipe's
 untuned rows) and from what the committed runs actually took: core-seconds
 per optimizer step as a line in the batch size per architecture, scaled per
-recipe and kind (DBA or not), and core-seconds per evaluated image. A cost
+recipe and kind (DBA or not), and core-seconds per evaluated image; DBA's
+peers, which have no committed runs yet, at a plain step times their measured
+cost relative to it (STEP_FACTOR). A cost
 model is only as good as its check, so the page also predicts the committed
 runs themselves and sets that beside what they recorded, for this model and
 for a flat rate per step.
@@ -95,7 +97,14 @@ class Cost:
 
 
 def kind(method: str) -> str:
-    return "DBA" if method == "dba" else "not DBA"
+    """The rate a method's steps are priced at: the DBA engine's (dba, and the random control), or a plain step's."""
+    return "DBA" if method in ("dba", "dba-random") else "not DBA"
+
+
+# DBA's peers have no committed runs to fit: their steps are priced at a plain step times their measured cost
+# relative to it (`dba bench step --batch-sizes 50,256 --threads 1`, batch 50, docs/peers.md), the random control
+# at DBA's step times its measured cost relative to DBA's (1.26 / 1.13).
+STEP_FACTOR = {"ordered": 1.18, "online": 1.58, "importance": 2.13, "dba-random": 1.26 / 1.13}
 
 
 def makefile_lists(text: str) -> dict[str, list[str]]:
@@ -250,7 +259,7 @@ def cost(runs: list, rates: dict[str, Rate]) -> Cost:
         total.steps += steps
         total.evaluations += evaluations
         images = evaluations * (TEST_IMAGES + validation_images(config))
-        total.seconds += steps * rate.step(config.batch_size) + images * rate.image
+        total.seconds += steps * rate.step(config.batch_size) * STEP_FACTOR.get(config.method, 1.0) + images * rate.image
     return total
 
 

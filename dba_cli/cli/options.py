@@ -237,7 +237,7 @@ def run_parameters() -> list[inspect.Parameter]:
             default = field.get_default(call_default_factory=True)
             accepted = f": {', '.join(get_args(field.annotation))}" if get_origin(field.annotation) is Literal else ""
             shown = ("no limit" if owner == "dba" else "none") if default is None else default
-            help_text = f"{helps.get(name, name)}{accepted}. (default: {shown})"
+            help_text = f"{helps.get(name) or field.description or name}{accepted}. (default: {shown})"
             annotation = Annotated[Optional[cli_type(field.annotation)],
                                    typer.Option(option_name(name), help=help_text, show_default=False, rich_help_panel=panel)]
             parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
@@ -252,24 +252,12 @@ DBA_HELP = {  # what each of DBA's settings is, for --help (its choices and defa
     "reduction": "Layer gradient (mean: the mean of the kept samples' gradients; sum_over_batch: their sum / the batch size)",
     "unbiased": "Bessel's correction (m - 1) for the variance metrics",
 }
-PEER_HELP = {  # the peers' settings (settings/methods.py, where each is explained)
-    "keep": "Which losses Ordered SGD keeps (largest: Ordered SGD; smallest: the small-loss trick)",
-    "fraction": "Fraction q/B of each batch Ordered SGD keeps",
-    "ramp_epochs": "Epochs over which the kept fraction falls from 1 to --fraction (0: from the start)",
-    "pressure": "Online selection's pressure s_e: the highest-loss sample is drawn about s_e times as often as the lowest",
-    "pressure_end": "s_e at the last epoch (log-linear decay; none: constant)",
-    "refresh_epochs": "Recompute every training sample's loss every this many epochs",
-    "presample": "Importance sampling's presample b as a multiple of the batch",
-    "switch": "When importance sampling starts (variance: once the variance-reduction estimate passes --threshold)",
-    "threshold": "The variance-reduction estimate above which importance sampling is on",
-    "smoothing": "Smoothing of the variance-reduction estimate",
-}
 # The run fields that hold a method's own settings, each a nested config with an option per setting.
 NESTED = {
     "dba": (DBAConfig, DBA_PANEL, DBA_HELP),
-    "ordered": (OrderedConfig, "Ordered SGD and small-loss (only with --method ordered)", PEER_HELP),
-    "online": (OnlineConfig, "Online batch selection (only with --method online)", PEER_HELP),
-    "importance": (ImportanceConfig, "Importance sampling (only with --method importance)", PEER_HELP),
+    "ordered": (OrderedConfig, "Ordered SGD and small-loss (only with --method ordered)", {}),  # help: settings/methods.py
+    "online": (OnlineConfig, "Online batch selection (only with --method online)", {}),
+    "importance": (ImportanceConfig, "Importance sampling (only with --method importance)", {}),
 }
 RUN_FIELDS = tuple(name for name in RunConfig.model_fields if name not in NESTED)
 NESTED_FIELDS = {owner: tuple(fields_of(settings)) for owner, (settings, _, _) in NESTED.items()}

@@ -64,9 +64,13 @@ class OrderedConfig:
         halves q as training accuracy passes thresholds; that schedule is not offered.
     """
 
-    keep: Literal["largest", "smallest"] = "largest"
-    fraction: float = Field(0.5, gt=0, le=1, allow_inf_nan=False)
-    ramp_epochs: int = Field(0, ge=0, le=100_000, strict=True)
+    keep: Literal["largest", "smallest"] = Field(
+        "largest", description="Which losses Ordered SGD keeps (largest: Ordered SGD; smallest: the small-loss trick)"
+    )
+    fraction: float = Field(0.5, gt=0, le=1, allow_inf_nan=False, description="Fraction q/B of each batch kept")
+    ramp_epochs: int = Field(
+        0, ge=0, le=100_000, strict=True, description="Epochs over which the kept fraction falls from 1 to --fraction (0: from the start)"
+    )
 
 
 @config_dataclass(frozen=True, config=FROZEN)
@@ -85,9 +89,16 @@ class OnlineConfig:
     across batches); an epoch is ceil(N / B) batches, as for plain SGD.
     """
 
-    pressure: float = Field(100.0, ge=1, le=1e12, allow_inf_nan=False)
-    pressure_end: float | None = Field(None, ge=1, le=1e12, allow_inf_nan=False)
-    refresh_epochs: int = Field(1, ge=1, le=100_000, strict=True)
+    pressure: float = Field(
+        100.0, ge=1, le=1e12, allow_inf_nan=False,
+        description="Selection pressure s_e: the highest-loss sample is drawn about s_e times as often as the lowest",
+    )
+    pressure_end: float | None = Field(
+        None, ge=1, le=1e12, allow_inf_nan=False, description="s_e at the last epoch (log-linear decay; none: constant)"
+    )
+    refresh_epochs: int = Field(
+        1, ge=1, le=100_000, strict=True, description="Recompute every training sample's loss every this many epochs"
+    )
 
 
 @config_dataclass(frozen=True, config=FROZEN)
@@ -107,10 +118,18 @@ class ImportanceConfig:
     smoothing: a_τ, τ ← a_τ τ + (1 − a_τ) / sqrt(1 − Σ(g_i − 1/n)² / Σ g_i²).
     """
 
-    presample: float = Field(3.0, ge=1, le=1000, allow_inf_nan=False)
-    switch: Literal["variance", "always"] = "variance"
-    threshold: float = Field(1.2, ge=1, le=1000, allow_inf_nan=False)
-    smoothing: float = Field(0.9, ge=0, lt=1, allow_inf_nan=False)
+    presample: float = Field(
+        3.0, ge=1, le=1000, allow_inf_nan=False, description="Presample b as a multiple of the batch size B"
+    )
+    switch: Literal["variance", "always"] = Field(
+        "variance", description="When importance sampling starts (variance: once the variance-reduction estimate passes --threshold)"
+    )
+    threshold: float = Field(
+        1.2, ge=1, le=1000, allow_inf_nan=False, description="The variance-reduction estimate above which importance sampling is on"
+    )
+    smoothing: float = Field(
+        0.9, ge=0, lt=1, allow_inf_nan=False, description="Smoothing a_tau of the variance-reduction estimate"
+    )
 
 
 def declared(method: str) -> MethodDeclaration:
