@@ -45,20 +45,21 @@ def result(recipe, name, role, method, seed, accuracies, seconds=1.0, val=None):
     }
 
 
-def plant_tuning(results, recipe_name, best):
+def plant_tuning(results, recipe_name, best, families=("sgd", "adam", "dba")):
     """A packaged recipe's tuning runs on disk, as `dba tune` leaves them, with family `best` ranking first.
 
     The comparator is fixed on these (reports/headline.py), never on the reported runs the tests plant in memory.
     Rounds, as `dba tune` trains them: the edge rule adds candidates where a family's best is at an end.
+    Only `families` are planted (the comparator needs the baselines'; the peers' would only cost time).
     """
-    key = (recipe_name, best, declaration().digest)
+    key = (recipe_name, best, declaration().digest, families)
     if key not in PLANTED:  # made once per session, copied into each test's folder
         folder = PLANTED[key] = Path(tempfile.mkdtemp(prefix="planted-tuning-"))
         recipe = load_recipe(recipe_name)
         for _ in range(declaration().edge.max_extensions + 1):
             for planned in tune.candidate_runs(recipe, results_dir=folder):
-                if not (folder / planned.key).exists():
-                    family = planned.method_name.split("/")[0]
+                family = planned.method_name.split("/")[0]
+                if family in families and not (folder / planned.key).exists():
                     save_file(folder, planned, 90.0 if family == best else 80.0, 50.0)
     shutil.copytree(PLANTED[key], results, dirs_exist_ok=True)
 
@@ -251,6 +252,21 @@ def test_verdict_words_follow_holm_within_the_primary_and_the_secondary_family(r
     csv = frame[(frame.recipe == "mnist-1pct") & (frame.method_name == "dba-tuned")].iloc[0]
     assert csv.paired_baseline == "adam-tuned" and csv.paired_p_holm == pytest.approx(adjusted["mnist-1pct", "adam-tuned"])
     assert csv.paired_family == "primary" and csv.protocol == declaration().digest
+
+
+def test_the_peers_are_secondary_rows_and_never_the_comparator_even_when_one_tunes_best(results):
+    plant_tuning(results, "mnist-1pct", "ordered", families=("sgd", "adam", "dba", "ordered"))  # ordered ranks first
+    for seed in range(1000, 1005):
+        save(results, result("mnist-1pct", "sgd-tuned", "tuned-baseline", "sgd", seed, [50.0, 88.0 + seed % 2], val=70.0))
+        save(results, result("mnist-1pct", "adam-tuned", "tuned-baseline", "adam", seed, [50.0, 89.0 + seed % 3], val=70.0))
+        save(results, result("mnist-1pct", "dba-tuned", "tuned", "dba", seed, [50.0, 90.0 + seed % 2], val=75.0))
+        save(results, result("mnist-1pct", "ordered-tuned", "tuned-peer", "ordered", seed, [50.0, 91.0 + seed % 3], val=80.0))
+    markdown, _ = build_tables(results)
+    rows = {row[6].split()[0]: row for row in glance_rows(markdown) if row[1] == "mnist-1pct"}
+    assert set(rows) == {"sgd-tuned", "adam-tuned", "ordered-tuned"}
+    assert "(comparator)" not in rows["ordered-tuned"][6] and rows["ordered-tuned"][0] == "secondary"
+    assert rows["ordered-tuned"][7] == f"{(90.4 - 92.2):+.2f}"  # DBA (90, 91, 90, 91, 90) - ordered (92, 93, 91, 92, 93)
+    assert "(comparator)" in rows["sgd-tuned"][6] or "(comparator)" in rows["adam-tuned"][6]
 
 
 def test_full_mnist_time_to_target_matches_hand_computation(results):

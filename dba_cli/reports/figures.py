@@ -9,7 +9,11 @@ For each recipe found under `results/<recipe>/<method>/seed-*.json` this writes,
   otherwise be drawn on top of one another;
 - `<recipe>-kept-subset`: for DBA runs only, the kept subset size of each layer, labelled from
   the model ("hidden layer 1 (784→512)"), with the batch size for scale (a DBA run that never
-  drops a sample is plain SGD).
+  drops a sample is plain SGD);
+- `<recipe>-families`: every tuned family's final test accuracy side by side (tuned DBA, the tuned
+  baselines, the tuned peers): each seed a point, the mean a bar, the 95% t interval of the mean;
+  only from result files made under the protocol declaration in force (others are stale), and only
+  when at least two tuned methods have such files.
 
 Methods are listed in the table's order (`paper_tables.table_order`), and a packaged recipe's method
 with fewer finished seeds than the recipe runs is named in a warning (`paper_tables.warn_unfinished`),
@@ -41,9 +45,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.ticker import MaxNLocator
+from scipy import stats
 
 from ..errors import ResultsNotWritable
 from ..files import resolve_inside, write_atomic
+from ..recipes.protocol import declaration
 from ..results.quantities import steps_per_epoch
 from ..results.reading import finished_results
 from ..settings.layers import layer_names
@@ -72,6 +78,9 @@ FAMILIES = {"sgd": "SGD", "adam": "Adam", "adamw": "Adam", "dba": "DBA"}  # conf
 ROLE_STYLES = {"baseline": "-", "chosen": "-", "tuned-baseline": "--", "tuned": "--", "literal": ":"}
 # (line style, width) per layer: a thick solid line under a thinner dashed one keeps identical curves both visible.
 LAYER_STYLES = (("-", 2.6), ("--", 1.4), ("-.", 1.2), ((0, (1, 1)), 1.2))
+# The tuned roles, in the families figure's slot order: tuned DBA, then the tuned baselines, then DBA's tuned peers.
+TUNED_ROLES = ("tuned", "tuned-baseline", "tuned-peer")
+JITTER = 0.16  # seeds' points spread over ±JITTER of a slot (slots are 1 apart)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 Runs = dict[str, list[dict]]  # method_name -> finished result documents (one per seed)
@@ -150,6 +159,8 @@ def build_figures(results_dir: Path, recipes: list[str] | None = None) -> dict[s
     with matplotlib.rc_context(PAPER_STYLE):  # font sizes are fixed when the artists are made
         for recipe, runs in ordered.items():
             figures[f"{recipe}-accuracy-vs-epoch"] = accuracy_figure(recipe, runs, colours)
+            if len(tuned := tuned_runs(runs)) >= 2:
+                figures[f"{recipe}-families"] = families_figure(recipe, tuned, colours)
             dba_runs = {name: kept for name, documents in runs.items() if (kept := [d for d in documents if is_dba(d)])}
             if dba_runs:
                 figures[f"{recipe}-kept-subset"] = kept_figure(recipe, dba_runs, colours)
@@ -288,6 +299,77 @@ def accuracy_figure(recipe: str, runs: Runs, colours: dict[str, str]) -> Figure:
     axes[0].set_ylabel("test accuracy (%)")
     fig.suptitle(f"{recipe}: test accuracy\nline: mean over {seeds_text(runs)}; band: min–max over seeds")
     legend_below(fig, [lines[name] for name in runs])  # table order, outside the data
+    return fig
+
+
+def tuned_runs(runs: Runs) -> Runs:
+    """The tuned methods' documents made under the declaration in force, slots in order: tuned DBA, baselines, peers.
+
+    Within each role the methods keep `runs`' (table) order. A document of
+    another protocol, or of none, is stale and left out; so is a method left
+    with none.
+    """
+    governed = declaration()
+    kept = {name: current for name, documents in runs.items()
+            if (current := [d for d in documents if d.get("role") in TUNED_ROLES and governed.governs(d)])}
+    return dict(sorted(kept.items(), key=lambda item: TUNED_ROLES.index(item[1][0]["role"])))  # stable: table order kept
+
+
+def seed_offset(seed: int) -> float:
+    """A seed's horizontal offset within its slot, in ±JITTER: the golden-ratio sequence, so neighbouring seeds spread evenly."""
+    return ((seed * 0.6180339887498949) % 1.0 - 0.5) * 2 * JITTER
+
+
+def t_interval(values: np.ndarray) -> float | None:
+    """Half-width of the 95% t interval of the mean of `values`: t(0.975, n-1) x sd / sqrt(n); None for one value."""
+    n = len(values)
+    if n < 2:
+        return None
+    return float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
+
+
+def families_figure(recipe: str, tuned: Runs, colours: dict[str, str]) -> Figure:
+    """Final test accuracy of every tuned method, one slot each in `tuned`'s order: seeds as points, mean and 95% t interval.
+
+    A dashed grey line at tuned DBA's mean reads the others against it. Each
+    artist carries a gid ("seeds:NAME", "mean:NAME", "interval:NAME",
+    "dba-mean") so it can be found again.
+    """
+    fig = Figure(figsize=(WIDTH, 3.1), layout="constrained")
+    ax = fig.subplots()
+    handles = {}
+    for x, (name, documents) in enumerate(tuned.items()):
+        colour = colours[name]
+        seeds = [d["seed"] for d in documents]
+        accuracy = np.array([d["final_test_accuracy"] for d in documents], dtype=float)
+        mean, half = float(accuracy.mean()), t_interval(accuracy)
+        points = ax.scatter([x + seed_offset(seed) for seed in seeds], accuracy, s=9, color=colour, alpha=0.55,
+                            linewidths=0, zorder=2, gid=f"seeds:{name}", label="one seed")
+        (bar,) = ax.plot([x - 0.3, x + 0.3], [mean, mean], color=colour, linewidth=2.2, solid_capstyle="butt", zorder=3,
+                         gid=f"mean:{name}", label="mean over seeds")
+        handles.setdefault("points", points)
+        handles.setdefault("mean", bar)
+        if half is not None:
+            interval = ax.vlines(x, mean - half, mean + half, color=colour, linewidth=1.2, zorder=3,
+                                 gid=f"interval:{name}", label="95% t interval of the mean")
+            handles.setdefault("interval", interval)
+    dba = [name for name, documents in tuned.items() if documents[0]["role"] == "tuned"]
+    if dba:
+        level = float(np.mean([d["final_test_accuracy"] for d in tuned[dba[0]]]))
+        line = ax.axhline(level, color="0.5", linestyle="--", linewidth=0.8, zorder=1, gid="dba-mean",
+                          label=f"{dba[0]} mean ({level:.2f}%)")
+        handles["dba-mean"] = line
+    ax.set_xticks(range(len(tuned)))
+    ax.set_xticklabels([f"{name.removesuffix('-tuned')}\nn={len(documents)}" for name, documents in tuned.items()],
+                       rotation=30 if len(tuned) > 5 else 0, ha="right" if len(tuned) > 5 else "center")
+    for tick, name in zip(ax.get_xticklabels(), tuned):
+        if name in dba:
+            tick.set_color(colours[name])
+    ax.set_xlim(-0.6, len(tuned) - 0.4)
+    ax.set_ylabel("test accuracy, %")
+    ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(panel_title(f"{recipe}: tuned families, test accuracy per seed (mean, 95% t interval)", 1))
+    legend_below(fig, list(handles.values()))
     return fig
 
 
