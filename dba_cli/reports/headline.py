@@ -61,11 +61,10 @@ def tuning_comparator(recipe: Recipe | None, results_dir: Path, variant: str | N
 
 
 def fixed_on_tuning(recipe: Recipe, results_dir: Path, smoke: bool, variant: str | None) -> Comparator:
-    scored = tune.score(recipe, results_dir, smoke, variant)
+    baselines = [family for family, role in tune.family_roles(recipe).items() if role == "tuned-baseline"]
+    scored = tune.score(tune.with_families(recipe, baselines), results_dir, smoke, variant)  # DBA and its peers never are
     runs_each = len(tune.tuning_seeds(recipe, smoke))
     families = ranked(scored)
-    baselines = [family for family in tune.families(recipe)
-                 if any(s.candidate.family == family and s.candidate.method.role == "tuned-baseline" for s in scored)]
     missing = [family for family in baselines
                if any(len(s.documents) < runs_each for s in scored if s.candidate.family == family) or family not in families]
     if missing:

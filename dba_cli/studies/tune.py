@@ -89,6 +89,18 @@ def families(recipe: Recipe) -> list[str]:
     return list(tune_spec(recipe).families)
 
 
+def with_families(recipe: Recipe, names) -> Recipe:
+    """The recipe with only these tuning families: the same candidates and choices for them (each family's edge
+    rule and ranking are its own), found without planning or reading the others."""
+    own = {name: axes for name, axes in tune_spec(recipe).families.items() if name in names}
+    return recipe.model_copy(update={"tune": tune_spec(recipe).model_copy(update={"families": own})})
+
+
+def family_roles(recipe: Recipe) -> dict[str, str]:
+    """Each tuning family's role when chosen (tuned, tuned-baseline, tuned-peer), from its declared grid."""
+    return {candidate.family: candidate.method.role for candidate in base_grid(recipe)}
+
+
 def tuning_seeds(recipe: Recipe, smoke: bool = False) -> range:
     seeds = declaration().seeds.tuning
     return range(seeds.first, seeds.first + (recipe.smoke.seeds if smoke else seeds.count))

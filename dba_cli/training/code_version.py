@@ -3,10 +3,12 @@
 A finished run is only as trustworthy as the code that trained it. Every result
 records `code = {hash, commit, dirty}`; the planner treats a run made by code
 with another hash as stale (see `results.format.code_label`). The hash covers exactly
-the files whose change can change a trained number, listed one by one in
-TRAINING_SOURCES: the DBA engine, the training loop, its optimizers and
-evaluation, the decoding and standardisation of the data, subsets, the
-models, seeding and checkpoints. Anything else (tables, the CLI, the runners,
+the files whose change can change a trained number, TRAINING_SOURCES: every
+module of the DBA engine (dba/) and of training/ (the loop, its optimizers,
+DBA's peers, evaluation, checkpoints), except the few there that cannot change
+a number (NOT_NUMERIC), so a new method's module is hashed the moment it
+exists; and, named one by one, the decoding and standardisation of the data,
+subsets, the models and seeding. Anything else (tables, the CLI, the runners,
 where data files are found, benchmarks) can be moved or edited and results
 stay current. Editing a listed file, even its comments, makes them stale (we
 cannot tell a harmless edit from a harmful one). tests/test_architecture.py
@@ -22,14 +24,16 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent  # dba_cli/
-TRAINING_SOURCES = (
-    "dba/config.py", "dba/engine.py", "dba/gram_conv.py", "dba/gram_generic.py", "dba/gram_linear.py", "dba/metrics.py",
-    "dba/search.py",
-    "data/datasets.py", "data/subsets.py",
-    "models.py", "seeding.py",
-    "training/checkpoint.py", "training/evaluate.py", "training/optim.py", "training/train.py",
-    "training/selection.py", "training/ordered.py", "training/online.py", "training/importance.py",
+HASHED_FOLDERS = ("dba", "training")  # every module in them, except:
+NOT_NUMERIC = (
+    "dba/__init__.py", "dba/_jit.py",  # re-exports; whether numba compiles the search (same float64 arithmetic, tested)
+    "training/__init__.py", "training/code_version.py", "training/devices.py", "training/provenance.py",  # records only
 )
+NAMED_SOURCES = ("data/datasets.py", "data/subsets.py", "models.py", "seeding.py")
+TRAINING_SOURCES = tuple(sorted(
+    {path.relative_to(PACKAGE).as_posix() for folder in HASHED_FOLDERS for path in (PACKAGE / folder).glob("*.py")}
+    - set(NOT_NUMERIC)
+)) + NAMED_SOURCES
 
 
 def training_source_files() -> list[Path]:
