@@ -155,13 +155,13 @@ def scope(lists: dict[str, list[str]], makefile: str) -> dict[str, set[str]]:
 def validation_images(config) -> int:
     """The images each evaluation adds to the test set: the run's fold, or its held-out split (0 without one)."""
     if getattr(config, "folds", 0):
-        return fold_size(parse_subset(config.data).size(), config.folds, config.fold)
+        return fold_size(config.subset_size, config.folds, config.fold)
     return getattr(config, "validation_size", 0) or 0
 
 
 def train_images(config) -> int:
     """A planned run's training set: its subset less its validation fold, or the full set less its held-out split."""
-    subset = parse_subset(config.data).size()
+    subset = config.subset_size
     if subset is None:
         return TRAIN_SIZE - (config.validation_size or 0)
     return subset - (fold_size(subset, config.folds, config.fold) if config.folds else 0)

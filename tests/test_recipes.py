@@ -29,7 +29,8 @@ def write(tmp_path, text, name="recipe.yaml"):
 
 def test_packaged_recipes_are_valid_and_state_the_claims():
     assert set(list_recipes()) == {
-        "mnist-full", "mnist-1pct", "mnist-10-per-class", "mnist-1pct-cnn", "fashion-1pct", "fashion-10-per-class", "fashion-full"
+        "mnist-full", "mnist-1pct", "mnist-10-per-class", "mnist-1pct-cnn", "fashion-1pct", "fashion-10-per-class", "fashion-full",
+        "mnist-1pct-sym20", "mnist-1pct-sym50", "mnist-1pct-pair45", "mnist-1pct-imb10",
     }
     one_pct = load_recipe("mnist-1pct")
     assert one_pct.claim.dba_accuracy == 97.79 and one_pct.claim.error_reduction == 81.78

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import ConfigError
 from ..seeding import derive_seed
-from ..settings.subsets import NUM_CLASSES, SubsetSpec
+from ..settings.subsets import NUM_CLASSES, SubsetSpec, class_counts
 
 
 def draw_subset(
@@ -24,10 +24,14 @@ def draw_subset(
     draw: str = "stratified",
     stream: str = "subset",
     exclude: torch.Tensor | None = None,
+    imbalance: float = 1.0,
 ) -> torch.Tensor:
     """Sorted int64 indices into the training set; deterministic for a seed.
 
-    `stratified` takes `per_class` images of every class (the protocol);
+    `stratified` takes `per_class` images of every class (the protocol), or
+    with `imbalance` ρ > 1 the long tail of settings/subsets.py class_counts
+    (each class's images are the first of the same seeded order, so the rare
+    classes' images are a subset of what the balanced draw takes);
     `uniform` takes the same total uniformly at random, ignoring classes (a
     diagnostic). `exclude` removes images from the pool (e.g. a validation
     split); `stream` names the random stream (e.g. one per epoch for a
@@ -44,7 +48,7 @@ def draw_subset(
         order = torch.randperm(len(members), generator=generator)
         return torch.sort(members[order[: spec.per_class * NUM_CLASSES]]).values
     chosen = []
-    for cls in range(NUM_CLASSES):
+    for cls, count in enumerate(class_counts(spec.per_class, imbalance)):
         members = torch.nonzero((labels == cls) & pool).flatten()
         if len(members) < spec.per_class:
             raise ConfigError(
@@ -52,7 +56,7 @@ def draw_subset(
                 f"but the training set has only {len(members)} available."
             )
         order = torch.randperm(len(members), generator=generator)
-        chosen.append(members[order[: spec.per_class]])
+        chosen.append(members[order[:count]])
     return torch.sort(torch.cat(chosen)).values
 
 
@@ -86,6 +90,29 @@ def split_folds(labels: torch.Tensor, indices: torch.Tensor, folds: int, seed: i
         dealt.append(members[torch.randperm(len(members), generator=generator)])
     order = torch.cat(dealt)
     return [torch.sort(order[fold::folds]).values for fold in range(folds)]
+
+
+def noisy_labels(labels: torch.Tensor, kind: str, rate: float, seed: int) -> torch.Tensor:
+    """A subset's labels (in its sorted index order) with noise, drawn from the seed alone; `labels` is left as it is.
+
+    Each label is replaced with probability `rate`: "symmetric", by one of
+    the other NUM_CLASSES − 1 classes uniformly; "pair", class c by c + 1 (mod
+    NUM_CLASSES), the Co-teaching benchmark's pair flip. A uniform draw per
+    sample decides the flip (drawn before the new classes, whatever the
+    rate), so with one seed a lower rate flips a subset of the samples a
+    higher rate flips.
+    """
+    if kind == "none":
+        return labels
+    generator = torch.Generator().manual_seed(derive_seed(seed, "label-noise"))
+    flip = torch.rand(len(labels), generator=generator, dtype=torch.float64) < rate
+    shift = torch.randint(1, NUM_CLASSES, (len(labels),), generator=generator) if kind == "symmetric" else torch.ones_like(labels)
+    return torch.where(flip, (labels + shift) % NUM_CLASSES, labels)
+
+
+def labels_hash(labels: torch.Tensor) -> str:
+    """A short, stable fingerprint of the labels a run trains on (SHA-256 of the int64 labels)."""
+    return hashlib.sha256(labels.to(torch.int64).cpu().numpy().tobytes()).hexdigest()[:16]
 
 
 def indices_hash(indices: torch.Tensor) -> str:

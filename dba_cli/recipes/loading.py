@@ -28,6 +28,7 @@ MAX_EXTENDS = 8  # a chain of recipes extending each other, at most this long
 # The order reports list recipes in: the paper's settings, then beyond the paper (a CNN, Fashion-MNIST).
 RECIPE_ORDER = (
     "mnist-1pct", "mnist-10-per-class", "mnist-full", "mnist-1pct-cnn", "fashion-1pct", "fashion-10-per-class", "fashion-full",
+    "mnist-1pct-sym20", "mnist-1pct-sym50", "mnist-1pct-pair45", "mnist-1pct-imb10",
 )
 
 

@@ -80,6 +80,9 @@ class Recipe(Strict):
     claim: Claim = Field(default_factory=Claim)
     dataset: Any = None  # RunConfig.dataset: the data set (`data` is the subset of its training set)
     data: Any  # RunConfig.data: the training subset (required)
+    label_noise: Any = None  # RunConfig.label_noise, noise_rate, imbalance: the training subset's labels and class counts
+    noise_rate: Any = None
+    imbalance: Any = None
     model: ModelSection = Field(default_factory=ModelSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     seeds: Int = Field(ge=1, le=MAX_SEEDS)

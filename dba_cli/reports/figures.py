@@ -10,6 +10,9 @@ For each recipe found under `results/<recipe>/<method>/seed-*.json` this writes,
 - `<recipe>-kept-subset`: for DBA runs only, the kept subset size of each layer, labelled from
   the model ("hidden layer 1 (784→512)"), with the batch size for scale (a DBA run that never
   drops a sample is plain SGD);
+- `<recipe>-noise`: where recipes differ only in their symmetric label-noise rate (mnist-1pct,
+  mnist-1pct-sym20, mnist-1pct-sym50), each tuned family's test accuracy against the rate, one
+  line each with its 95% t interval (named after the clean recipe);
 - `<recipe>-families`: every tuned family's final test accuracy side by side (tuned DBA, the tuned
   baselines, the tuned peers): each seed a point, the mean a bar, the 95% t interval of the mean;
   only from result files made under the protocol declaration in force (others are stale), and only
@@ -164,6 +167,8 @@ def build_figures(results_dir: Path, recipes: list[str] | None = None) -> dict[s
             dba_runs = {name: kept for name, documents in runs.items() if (kept := [d for d in documents if is_dba(d)])}
             if dba_runs:
                 figures[f"{recipe}-kept-subset"] = kept_figure(recipe, dba_runs, colours)
+        for stem, by_rate in noise_groups(ordered).items():
+            figures[f"{stem}-noise"] = noise_figure(stem, by_rate, colours)
         for recipe, runs in sorted(load_convergence_runs(results_dir, recipes).items()):
             figures[f"{recipe}-convergence"] = convergence_figure(recipe, runs)
     return figures
@@ -313,6 +318,55 @@ def tuned_runs(runs: Runs) -> Runs:
     kept = {name: current for name, documents in runs.items()
             if (current := [d for d in documents if d.get("role") in TUNED_ROLES and governed.governs(d)])}
     return dict(sorted(kept.items(), key=lambda item: TUNED_ROLES.index(item[1][0]["role"])))  # stable: table order kept
+
+
+def noise_groups(by_recipe: dict[str, Runs]) -> dict[str, dict[float, Runs]]:
+    """Recipes that differ only in their symmetric label-noise rate, by the clean one's name: rate -> tuned runs.
+
+    A group needs at least two rates with tuned runs made under the
+    declaration in force; the recipe without noise names it (else the first).
+    """
+    groups: dict[tuple, dict[float, tuple[str, Runs]]] = defaultdict(dict)
+    for name, runs in by_recipe.items():
+        tuned = tuned_runs(runs)
+        if not tuned:
+            continue
+        config = next(iter(tuned.values()))[0]["config"]
+        if config.get("label_noise", "none") not in ("none", "symmetric") or config.get("imbalance", 1.0) != 1.0:
+            continue
+        key = (config.get("dataset", "mnist"), config["data"], config.get("architecture", "mlp"))
+        groups[key][float(config.get("noise_rate", 0.0))] = (name, tuned)
+    found = {}
+    for rates in groups.values():
+        if len(rates) >= 2:
+            stem = rates[min(rates)][0]
+            found[stem] = {rate: tuned for rate, (_, tuned) in sorted(rates.items())}
+    return found
+
+
+def noise_figure(recipe: str, by_rate: dict[float, Runs], colours: dict[str, str]) -> Figure:
+    """Test accuracy against the symmetric noise rate, one line per tuned family with its 95% t interval per rate."""
+    fig = Figure(figsize=(WIDTH, 3.1), layout="constrained")
+    ax = fig.subplots()
+    families = list(dict.fromkeys(name for tuned in by_rate.values() for name in tuned))
+    handles = []
+    for name in families:
+        rates = [rate for rate, tuned in by_rate.items() if name in tuned]
+        values = [np.array([d["final_test_accuracy"] for d in by_rate[rate][name]], dtype=float) for rate in rates]
+        means = [float(v.mean()) for v in values]
+        halves = [t_interval(v) or 0.0 for v in values]
+        dba = by_rate[rates[0]][name][0]["role"] == "tuned"
+        line = ax.errorbar([100 * r for r in rates], means, yerr=halves, color=colours.get(name, "0.3"), capsize=2,
+                           linewidth=2.2 if dba else 1.2, marker="o", markersize=3, gid=f"noise:{name}",
+                           label=name.removesuffix("-tuned"))
+        handles.append(line)
+    ax.set_xticks([100 * rate for rate in by_rate])
+    ax.set_xlabel("symmetric label noise on the training subset, %")
+    ax.set_ylabel("test accuracy, %")
+    ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(panel_title(f"{recipe}: tuned families against label noise (mean, 95% t interval)", 1))
+    legend_below(fig, handles)
+    return fig
 
 
 def seed_offset(seed: int) -> float:

@@ -25,6 +25,7 @@ from ..results.reading import finished_results
 from ..settings.run import describe_model
 from .converge_report import primary_test
 from .glance import adjust, comparisons_of, glance_section, paired_csv, paired_section
+from .labels import labels_line, rarest_section
 from .markdown import markdown_table, mean_std, number
 from .summaries import MethodSummary, error_reduction, summarise
 
@@ -357,7 +358,7 @@ def build_tables(
             lines += convergence_section(results_dir, name, recipe.claim.convergence if recipe else None)
         else:
             table, rows = scarce_table(recipe, summaries)
-            lines += [table, ""]
+            lines += [table, "", *labels_line(summaries), *rarest_section(summaries), ""]
             if recipe and recipe.claim.dba_accuracy is not None:
                 lines.append(
                     f"Paper: DBA {recipe.claim.dba_accuracy:.2f}%, {recipe.claim.error_reduction:.2f}% less error "

@@ -182,6 +182,11 @@ class ResultFile(Stored):
     device_name: Text
     code: Code
     protocol: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None  # the declaration's digest; None: made before one
+    # label noise or imbalance only (training/train.py): the labels as trained on and what their draw realised
+    train_labels_hash: Hex | None = None
+    label_noise_realised: Annotated[float, Field(ge=0, le=1)] | None = None
+    class_counts: Annotated[list[Annotated[int, Field(ge=0, le=60000)]], Field(min_length=10, max_length=10)] | None = None
+    final_class_accuracy: Annotated[list[Percent], Field(min_length=10, max_length=10)] | None = None
     finished_at: Annotated[str, Field(max_length=64), AfterValidator(timestamp)]
     digest: Annotated[str, Field(max_length=64)]
 
@@ -195,6 +200,8 @@ class ResultFile(Stored):
             raise ValueError("history.train_loss: a loss is NaN or infinite before the last epoch (a run stops where it diverges)")
         if not math.isfinite(losses[-1]) and self.diverged_at_epoch != epochs:
             raise ValueError(f"diverged_at_epoch: the loss of epoch {epochs} is not finite, so it must say {epochs}")
+        if self.class_counts is not None and sum(self.class_counts) != self.subset_size:
+            raise ValueError(f"class_counts: {sum(self.class_counts)} images for a subset of {self.subset_size}")
         if self.subset_indices is not None and len(self.subset_indices) != self.subset_size:
             raise ValueError(f"subset_indices: {len(self.subset_indices)} indices for a subset of {self.subset_size}")
         return self

@@ -22,7 +22,7 @@ from ..dba.config import DBAConfig
 from ..errors import ConfigError
 from .methods import METHODS as METHOD_DECLARATIONS
 from .methods import OPTIMIZERS, SETTINGS_FIELDS, ImportanceConfig, OnlineConfig, OrderedConfig, declared
-from .subsets import SUBSET_HELP, TRAIN_SIZE, parse_subset
+from .subsets import SUBSET_HELP, TRAIN_SIZE, class_counts, parse_subset
 from .validation import Float, Int, Strict, make_config
 
 DATASETS = ("mnist", "fashion-mnist")  # both 28x28 grey images of 10 classes in the IDX format (data/datasets.py)
@@ -64,7 +64,8 @@ MAX_EPOCHS = 100_000
 MAX_BATCH = 1_000_000
 MAX_SEED = 2**31 - 1
 MAX_FOLDS = 20  # k of k-fold cross-validation: 2..20 (more folds of a small subset validate on a handful of images)
-SCHEDULES = ("constant", "cosine")  # learning-rate schedules (training/optim.py)
+SCHEDULES = ("constant", "cosine")
+LABEL_NOISE = ("none", "symmetric", "pair")  # data/subsets.py noisy_labels  # learning-rate schedules (training/optim.py)
 Width = Annotated[Int, Field(ge=1, le=MAX_WIDTH)]  # a layer's width
 Channels = Annotated[Int, Field(ge=1, le=MAX_CHANNELS)]  # a convolution's output channels
 
@@ -76,6 +77,20 @@ class RunConfig(Strict):
         "mnist", group="data", omit_default=True, help="Data set: mnist or fashion-mnist (Fashion-MNIST: see `dba data fetch`)."
     )
     data: Subset = setting("10-per-class", group="data", help=f"Training subset: {SUBSET_HELP}.")
+    label_noise: Literal[LABEL_NOISE] = setting(
+        "none", group="data", omit_default=True,
+        help="Noise on the training subset's labels (never the test set's): none; symmetric (a label becomes "
+        "one of the other 9 classes, uniformly, with probability noise_rate); pair (class c becomes c+1 mod 10 "
+        "with probability noise_rate). Drawn once per seed, from the seed alone.",
+    )
+    noise_rate: Float = setting(
+        0.0, group="data", omit_default=True, ge=0, le=1, help="The probability that a training label is replaced (label_noise).",
+    )
+    imbalance: Float = setting(
+        1.0, group="data", omit_default=True, ge=1, le=1000,
+        help="Imbalance ratio ρ of a long-tailed subset: class c keeps round(n x ρ^(−c/9)) of its n images per "
+        "class (1: balanced; stratified per-class subsets only).",
+    )
     method: Literal[METHODS] = setting("sgd", group="method", help="Training method: " + ", ".join(METHODS) + ".")
     base: Literal[OPTIMIZERS] = setting(
         "sgd", group="method", help="The optimizer that applies the selected gradient (methods " + ", ".join(SELECTION_METHODS) + "): "
@@ -184,14 +199,38 @@ class RunConfig(Strict):
                 )
         if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
             raise ValueError("nesterov: needs SGD with momentum > 0; set momentum (e.g. 0.9) or drop nesterov")
+        self.check_data_changes()
         self.check_validation_split()
         self.check_folds()
         self.check_model_fields()
         return self
 
+    def check_data_changes(self) -> None:
+        """Label noise needs its rate and the rate its kind; imbalance needs a stratified per-class subset drawn once."""
+        if self.label_noise == "none" and self.noise_rate:
+            raise ValueError(f"noise_rate: {self.noise_rate:g} is set but label_noise is none; set label_noise "
+                             "(symmetric or pair) or drop noise_rate")
+        if self.label_noise != "none" and not self.noise_rate:
+            raise ValueError(f"label_noise: {self.label_noise} needs a noise_rate above 0 (e.g. 0.2)")
+        if self.label_noise != "none" and self.resample != "once":
+            raise ValueError("label_noise: the noise is drawn once over the subset, but resample is every_epoch; "
+                             "set resample to once or label_noise to none")
+        if self.imbalance != 1.0:
+            if parse_subset(self.data).per_class is None:
+                raise ValueError("imbalance: a long-tailed subset is drawn per class, but data is full; use a subset "
+                                 "(e.g. data: 1pct) or drop imbalance")
+            if self.subset_draw != "stratified" or self.resample != "once":
+                raise ValueError("imbalance: needs subset_draw stratified and resample once (the long tail is drawn per class, once)")
+
+    @property
+    def subset_size(self) -> int | None:
+        """Images in the training subset before any split (None: the full training set)."""
+        spec = parse_subset(self.data)
+        return None if spec.per_class is None else sum(class_counts(spec.per_class, self.imbalance))
+
     def check_validation_split(self) -> None:
         """The validation split comes from the training images the subset leaves, and must leave some to train on."""
-        subset = parse_subset(self.data).size()
+        subset = self.subset_size
         if subset is None and self.validation_size >= TRAIN_SIZE:
             raise ValueError(
                 f"validation_size: {self.validation_size} leaves no training image of the {TRAIN_SIZE} (data: full "
@@ -212,7 +251,7 @@ class RunConfig(Strict):
                     f"fold: {self.fold} is set but folds is 0 (no cross-validation); set folds (e.g. 5) or drop fold"
                 )
             return
-        subset = parse_subset(self.data).size()
+        subset = self.subset_size
         if self.folds == 1:
             raise ValueError(f"folds: 1 leaves nothing to train on; use 0 (no cross-validation) or 2..{MAX_FOLDS}")
         if self.fold >= self.folds:
@@ -293,7 +332,7 @@ def run_config(**values) -> RunConfig:
 
 def run_notes(config: RunConfig) -> list[str]:
     """What a user should know before a run that is valid but may not do what they expect."""
-    size = parse_subset(config.data).size() or TRAIN_SIZE - config.validation_size
+    size = config.subset_size or TRAIN_SIZE - config.validation_size
     if config.folds:
         size -= fold_size(size, config.folds, config.fold)
     batch = min(config.batch_size, size)

@@ -50,6 +50,18 @@ def parse_subset(text: str, train_size: int = TRAIN_SIZE) -> SubsetSpec:
     return SubsetSpec(value, per_class)
 
 
+def class_counts(per_class: int, imbalance: float = 1.0) -> tuple[int, ...]:
+    """Images of each class in a subset of `per_class` per class, long-tailed by the imbalance ratio ρ (1: balanced).
+
+    Class c keeps round(per_class x ρ^(−c/9)) images, at least 1: class 0
+    keeps `per_class`, class 9 `per_class / ρ` (the CIFAR-LT convention, with
+    n_max the subset's per-class count).
+    """
+    if imbalance == 1.0:
+        return (per_class,) * NUM_CLASSES
+    return tuple(max(1, round(per_class * imbalance ** (-c / (NUM_CLASSES - 1)))) for c in range(NUM_CLASSES))
+
+
 def parse_fraction(value: str) -> float | None:
     """'1pct', '1%' -> 0.01; '0.01' -> 0.01; anything else -> None."""
     if match := re.fullmatch(r"(\d+(?:\.\d+)?)(pct|%)", value):

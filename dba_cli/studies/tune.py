@@ -33,7 +33,6 @@ from ..recipes.planned import PlannedRun
 from ..recipes.protocol import declaration
 from ..recipes.recipe import Recipe, method_settings
 from ..settings.evaluation import FINAL_ONLY
-from ..settings.subsets import parse_subset
 from . import candidates
 from .candidates import Candidate, Extended, Scored, ranked
 
@@ -47,7 +46,7 @@ def tune_spec(recipe: Recipe):
 
 def scarce(recipe: Recipe) -> bool:
     """Whether the recipe trains on fewer images than the declaration's `validation.scarce_below` (not `full`)."""
-    size = parse_subset(recipe.defaults.data).size()
+    size = recipe.defaults.subset_size
     return size is not None and size < declaration().validation.scarce_below
 
 

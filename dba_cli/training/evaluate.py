@@ -20,6 +20,13 @@ EVAL_CHUNK = 1024
 
 
 @torch.inference_mode()
+def class_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int = 10, chunk: int = EVAL_CHUNK) -> list[float]:
+    """Accuracy (in %) on each class's samples of a whole set (the rare classes of a long-tailed subset)."""
+    predicted = torch.cat([model(x[start : start + chunk]).argmax(dim=1) for start in range(0, len(y), chunk)])
+    return [100.0 * float((predicted[y == c] == c).double().mean()) for c in range(classes)]
+
+
+@torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = EVAL_CHUNK) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (in %) on a whole set."""
     logits = torch.cat([model(x[start : start + chunk]) for start in range(0, len(y), chunk)])

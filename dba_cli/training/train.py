@@ -18,14 +18,14 @@ from pathlib import Path
 import torch
 
 from ..data.datasets import Dataset
-from ..data.subsets import draw_subset, draw_validation, indices_hash, split_folds
+from ..data.subsets import draw_subset, draw_validation, indices_hash, labels_hash, noisy_labels, split_folds
 from ..models import build_model
 from ..seeding import derive_seed
 from ..settings.run import RunConfig
 from ..settings.subsets import parse_subset
 from .checkpoint import load_checkpoint, save_checkpoint
 from .devices import synchronize
-from .evaluate import evaluate
+from .evaluate import class_accuracy, evaluate
 from .optim import Stepper
 from .provenance import library_versions
 
@@ -57,6 +57,9 @@ class EpochRecord:
     val_accuracy: float | None = None
 
 
+LABEL_RECORDS = ("train_labels_hash", "label_noise_realised", "class_counts", "final_class_accuracy")
+
+
 @dataclass
 class RunResult:
     """Everything a result file needs about one finished run."""
@@ -70,6 +73,11 @@ class RunResult:
     versions: dict = field(default_factory=dict)
     validation_hash: str | None = None
     threads: int | None = None  # torch threads it trained with: results are bit-identical only at the same count
+    # With label noise or imbalance only: the labels as trained on, and what the draw realised
+    train_labels_hash: str | None = None
+    label_noise_realised: float | None = None  # fraction of training labels that differ from the true ones
+    class_counts: list[int] | None = None  # training images per true class
+    final_class_accuracy: list[float] | None = None  # imbalance only: the last epoch's test accuracy per class, %
     diverged_at_epoch: int | None = None  # the first epoch whose training loss was NaN or infinite
 
     @property
@@ -82,6 +90,9 @@ class RunResult:
 
     def to_dict(self) -> dict:
         values = asdict(self)
+        for name in LABEL_RECORDS:  # recorded only for runs with label noise or imbalance: other files stay as they were
+            if values[name] is None:
+                del values[name]
         values["final_test_accuracy"] = self.final_test_accuracy
         values["final_val_accuracy"] = self.history[-1].val_accuracy
         values["train_seconds"] = self.train_seconds
@@ -107,14 +118,36 @@ def draw_indices(dataset: Dataset, config: RunConfig) -> tuple[torch.Tensor, tor
             val_indices = draw_validation(len(dataset.train_labels), config.validation_size, config.seed, None)
         indices = draw_subset(dataset.train_labels, spec, config.seed, exclude=val_indices)
     else:
-        indices = draw_subset(dataset.train_labels, spec, config.seed, draw=config.subset_draw)
+        indices = draw_subset(dataset.train_labels, spec, config.seed, draw=config.subset_draw, imbalance=config.imbalance)
         if config.folds:  # k-fold inside the subset: one fold validates, the others train; nothing from outside
-            parts = split_folds(dataset.train_labels, indices, config.folds, config.seed)
+            # stratified by the labels the user has (noisy ones, with label noise)
+            parts = split_folds(run_labels(dataset, config, indices), indices, config.folds, config.seed)
             val_indices = parts[config.fold]
             indices = torch.sort(torch.cat([part for k, part in enumerate(parts) if k != config.fold])).values
         elif config.validation_size:
             val_indices = draw_validation(len(dataset.train_labels), config.validation_size, config.seed, indices)
     return indices, val_indices
+
+
+def run_labels(dataset: Dataset, config: RunConfig, subset: torch.Tensor) -> torch.Tensor:
+    """The training set's labels as this run sees them: the subset's with the config's noise, every other image's clean.
+
+    The noise is drawn over the whole subset (before any fold is held out), from
+    the seed alone: every method and every fold of a seed sees the same noisy
+    labels, and a held-out split outside the subset keeps its clean ones. The
+    test set is never touched.
+    """
+    if config.label_noise == "none":
+        return dataset.train_labels
+    labels = dataset.train_labels.clone()
+    labels[subset] = noisy_labels(dataset.train_labels[subset], config.label_noise, config.noise_rate, config.seed)
+    return labels
+
+
+def subset_of(dataset: Dataset, config: RunConfig) -> torch.Tensor:
+    """The run's whole training subset, before a fold is held out (what the label noise is drawn over)."""
+    spec = parse_subset(config.data)
+    return draw_subset(dataset.train_labels, spec, config.seed, draw=config.subset_draw, imbalance=config.imbalance)
 
 
 def check_dataset(dataset: Dataset, config: RunConfig) -> None:
@@ -139,9 +172,10 @@ def subset_hashes(dataset: Dataset, config: RunConfig) -> tuple[str, str | None]
 def prepare_data(dataset: Dataset, config: RunConfig, device: torch.device) -> TrainData:
     """Draw the run's subset and validation split (`draw_indices`) and move standardised features to the device once."""
     indices, val_indices = draw_indices(dataset, config)
+    labels = dataset.train_labels if config.label_noise == "none" else run_labels(dataset, config, subset_of(dataset, config))
     data = TrainData(
         x_train=dataset.features(dataset.train_images[indices]).to(device),
-        y_train=dataset.train_labels[indices].to(device),
+        y_train=labels[indices].to(device),
         x_test=dataset.features(dataset.test_images).to(device),
         y_test=dataset.test_labels.to(device),
         indices=indices,
@@ -149,7 +183,7 @@ def prepare_data(dataset: Dataset, config: RunConfig, device: torch.device) -> T
     )
     if val_indices is not None:
         data.x_val = dataset.features(dataset.train_images[val_indices]).to(device)
-        data.y_val = dataset.train_labels[val_indices].to(device)
+        data.y_val = labels[val_indices].to(device)
     return data
 
 
@@ -239,6 +273,11 @@ def train(
         validation_hash=None if data.val_indices is None else indices_hash(data.val_indices),
         threads=torch.get_num_threads(),
     )
+    if config.label_noise != "none" or config.imbalance != 1.0:
+        true = dataset.train_labels[data.indices]
+        result.train_labels_hash = labels_hash(data.y_train)
+        result.label_noise_realised = float((data.y_train.cpu() != true).double().mean())
+        result.class_counts = torch.bincount(true, minlength=10).tolist()
     first_epoch = 1
     state = load_checkpoint(checkpoint, result.config) if checkpoint is not None else None
     if state is not None:
@@ -281,6 +320,8 @@ def train(
         if checkpoint is not None and not last and time.monotonic() - last_saved >= checkpoint_interval:
             save_checkpoint(checkpoint, result.config, epoch, model, step, generator, result.history)
             last_saved = time.monotonic()
+    if config.imbalance != 1.0 and result.diverged_at_epoch is None:
+        result.final_class_accuracy = class_accuracy(model, data.x_test, data.y_test)
     if model_out is not None:
         model_out["model"] = model
     return result
