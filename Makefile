@@ -15,12 +15,16 @@ CONVERGE ?= mnist-full
 BEYOND ?= fashion-1pct fashion-10-per-class fashion-full mnist-1pct-cnn
 BEYOND_SCARCE ?= fashion-1pct fashion-10-per-class mnist-1pct-cnn
 BEYOND_ABLATE ?=
+# Where selecting samples should matter: mnist-1pct with noisy labels (tuned on folds of the noisy subset, and as the
+# declared sensitivity variant on clean held-out labels) and with imbalanced classes (docs/noise.md).
+NOISY ?= mnist-1pct-sym20 mnist-1pct-sym50 mnist-1pct-pair45
+IMBALANCED ?= mnist-1pct-imb10
 # (empty: not run for the committed results, for CPU time; BEYOND_ABLATE=fashion-10-per-class runs its grid)
 # Runs trained at once by each command (--jobs); empty: dba's default, the cores this process may use.
 JOBS ?=
 GRID_FLAGS = --results $(RESULTS) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: install test test-fast test-cuda gpu-check fuzz smoke paper-tables paper-tables-steps fair-comparison beyond-mnist fashion-data convergence foundation bench bench-pipeline bench-startup compute-estimate clean
+.PHONY: install test test-fast test-cuda gpu-check fuzz smoke paper-tables paper-tables-steps fair-comparison beyond-mnist noisy-labels fashion-data convergence foundation bench bench-pipeline bench-startup compute-estimate clean
 
 install:  ## create .venv and install dba with its test tools and Ray (--ray; the tests start a local cluster)
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +55,8 @@ smoke:  ## every recipe end to end with tiny epochs and one seed (CI); not a res
 	$(DBA) ablate mnist-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
 	$(DBA) protocol mnist-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
 	$(DBA) reproduce mnist-1pct-cnn --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
+	$(DBA) reproduce mnist-1pct-sym50 --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
+	$(DBA) reproduce mnist-1pct-imb10 --smoke --results $(SMOKE_RESULTS) --device $(DEVICE)
 	@if $(DBA) data check fashion-mnist > /dev/null 2>&1; then \
 		$(DBA) reproduce fashion-10-per-class --smoke --results $(SMOKE_RESULTS) --device $(DEVICE); \
 	else echo "smoke: Fashion-MNIST is not on this machine; fashion-10-per-class skipped (make fashion-data)"; fi
@@ -67,6 +73,7 @@ paper-tables-steps:
 	@for recipe in $(RECIPES); do $(DBA) reproduce $$recipe $(GRID_FLAGS) || exit $$?; done
 	@$(MAKE) --no-print-directory fair-comparison
 	@$(MAKE) --no-print-directory beyond-mnist
+	@$(MAKE) --no-print-directory noisy-labels
 	@$(MAKE) --no-print-directory foundation
 	@$(MAKE) --no-print-directory convergence
 	$(DBA) table --results $(RESULTS) > /dev/null
@@ -90,6 +97,13 @@ beyond-mnist: fashion-data  ## the paper's protocol on Fashion-MNIST (MLP) and o
 		$(DBA) protocol $$recipe $(GRID_FLAGS) || exit $$?; \
 	done
 	@for recipe in $(BEYOND_ABLATE); do $(DBA) ablate $$recipe $(GRID_FLAGS) || exit $$?; done
+
+noisy-labels:  ## mnist-1pct with label noise (tune on the noisy folds, then on clean held-out labels) and with imbalanced classes (tune): every family, secondary comparisons
+	@for recipe in $(NOISY) $(IMBALANCED); do \
+		$(DBA) reproduce $$recipe $(GRID_FLAGS) || exit $$?; \
+		$(DBA) tune $$recipe $(GRID_FLAGS) || exit $$?; \
+	done
+	@for recipe in $(NOISY); do $(DBA) tune $$recipe --validation holdout $(GRID_FLAGS) || exit $$?; done
 
 convergence:  ## dba converge: time to a validation target on full MNIST, every method tuned for it (results/convergence/; CONVERGE="mnist-full fashion-full" adds Fashion-MNIST)
 	@for recipe in $(CONVERGE); do $(DBA) converge $$recipe $(GRID_FLAGS) || exit $$?; done

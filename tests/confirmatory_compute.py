@@ -144,6 +144,7 @@ def scope(lists: dict[str, list[str]], makefile: str) -> dict[str, set[str]]:
     add(lists["SCARCE"], "tune", "ablate", "protocol")
     add(lists["BEYOND_SCARCE"], "tune", "protocol")
     add(lists["BEYOND_ABLATE"], "ablate")
+    add(lists.get("NOISY", []) + lists.get("IMBALANCED", []), "reproduce", "tune")
     add(lists["CONVERGE"], "converge")
     add([h.recipe for h in declaration().hypotheses.primary if h.quantity == "test_accuracy"
          and tune.scarce(load_recipe(h.recipe))], "holdout")
@@ -481,7 +482,8 @@ def assumptions(lists: dict[str, list[str]], decl) -> list[str]:
         "## Assumptions", "",
         f"- Scope: `make paper-tables` as the Makefile's lists set it (RECIPES {' '.join(lists['RECIPES'])}; "
         f"SCARCE {' '.join(lists['SCARCE'])}: tune, ablate, protocol; BEYOND_SCARCE {' '.join(lists['BEYOND_SCARCE'])}: "
-        f"tune, protocol; BEYOND_ABLATE {' '.join(lists['BEYOND_ABLATE']) or '(empty)'}; CONVERGE "
+        f"tune, protocol; BEYOND_ABLATE {' '.join(lists['BEYOND_ABLATE']) or '(empty)'}; NOISY and IMBALANCED "
+        f"{' '.join(lists.get('NOISY', []) + lists.get('IMBALANCED', []))}: reproduce, tune; CONVERGE "
         f"{' '.join(lists['CONVERGE'])}), and the holdout sensitivity variant (`dba tune --validation holdout`: tuning, "
         "and its own reported best and runners-up, which always train afresh under tune-holdout/) wherever the "
         "Makefile runs it and on the scarce recipes of the declaration's primary hypotheses. `make foundation` "

@@ -1,6 +1,8 @@
 """Label noise and class imbalance on the real MNIST labels: the training subset only, drawn from the seed alone, recorded."""
 
 import math
+import statistics
+import warnings
 
 import pytest
 import torch
@@ -104,3 +106,77 @@ def test_inconsistent_noise_settings_are_one_line_naming_the_field(values, messa
     with pytest.raises(Exception) as caught:
         run_config(**values)
     assert message in str(caught.value)
+
+
+# --- what the reports make of it: the rarest classes' table and the noise figure, from result files ---
+
+def noisy_result(results_dir, recipe, method_name, role, seed, accuracy, data_settings, class_accuracy=None, counts=None):
+    from dba_cli.results.format import encode_result
+    from tests.synthetic_results import complete
+
+    method = {"dba-tuned": "dba", "small-loss-tuned": "ordered"}.get(method_name, method_name.removesuffix("-tuned"))
+    history = [{"epoch": 1, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": accuracy, "train_seconds": 0.1,
+                "eval_seconds": 0.1, "kept": {"0": {"mean": 30.0, "min": 25, "max": 40}} if method == "dba" else None}]
+    counts = counts or [10] * 10
+    document = complete({
+        "recipe": recipe, "method_name": method_name, "role": role, "seed": seed,
+        "config": {"method": method, "batch_size": 50, "epochs": 1, "data": "1pct", **data_settings},
+        "history": history, "final_test_accuracy": accuracy, "subset_size": sum(counts),
+        "train_labels_hash": "0123456789abcdef", "class_counts": counts,
+        "label_noise_realised": data_settings.get("noise_rate", 0.0),
+        **({"final_class_accuracy": class_accuracy} if class_accuracy else {}),
+    })
+    path = results_dir / recipe / method_name / f"seed-{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(encode_result(document), encoding="utf-8")
+
+
+def test_the_imbalance_table_reports_the_three_rarest_classes_accuracy(tmp_path):
+    from dba_cli.reports.labels import rarest_classes
+    from dba_cli.reports.paper_tables import build_tables
+
+    counts = [60, 46, 36, 28, 22, 17, 13, 10, 8, 6]
+    assert rarest_classes(counts) == [7, 8, 9] and rarest_classes([5, 1, 1, 1, 1, 9, 9, 9, 9, 9]) == [2, 3, 4]
+    per_class = {0: [99, 98, 90, 90, 88, 70, 60, 40, 20, 10], 1: [99, 98, 92, 91, 89, 72, 64, 46, 26, 14]}
+    for seed, accuracy in per_class.items():
+        overall = sum(accuracy) / 10
+        noisy_result(tmp_path, "mnist-1pct-imb10", "sgd", "baseline", seed, overall, {"imbalance": 10.0}, accuracy, counts)
+    markdown, _ = build_tables(tmp_path)
+    rare = [statistics.fmean(a[7:]) for a in per_class.values()]  # classes 7, 8, 9: 23.33 and 28.67
+    expected = f"| sgd | 2 | {statistics.fmean(rare):.2f} ± {statistics.stdev(rare):.2f} |"
+    assert expected in markdown, markdown
+    assert "a long-tailed subset, imbalance ratio 10 (training images per class 60, 46, 36, 28, 22, 17, 13, 10, 8, 6" in markdown
+
+
+def test_the_noise_figure_draws_each_tuned_family_against_the_rate_with_its_interval(tmp_path):
+    from scipy import stats
+
+    from dba_cli.reports.figures import build_figures
+
+    accuracy = {  # recipe -> method -> per-seed accuracies
+        ("mnist-1pct", 0.0): {"dba-tuned": [90.0, 91.0, 92.0], "sgd-tuned": [91.0, 92.0, 93.0]},
+        ("mnist-1pct-sym20", 0.2): {"dba-tuned": [85.0, 86.0], "sgd-tuned": [84.0, 88.0]},
+        ("mnist-1pct-sym50", 0.5): {"dba-tuned": [70.0, 74.0, 72.0], "sgd-tuned": [60.0, 61.0, 65.0]},
+    }
+    for (recipe, rate), methods in accuracy.items():
+        settings = {"label_noise": "symmetric", "noise_rate": rate} if rate else {}
+        for method_name, values in methods.items():
+            role = "tuned" if method_name == "dba-tuned" else "tuned-baseline"
+            for seed, value in enumerate(values, start=1000):
+                noisy_result(tmp_path, recipe, method_name, role, seed, value, settings)
+    noisy_result(tmp_path, "mnist-1pct-pair45", "dba-tuned", "tuned", 1000, 50.0, {"label_noise": "pair", "noise_rate": 0.45})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the packaged recipes' other methods have no runs here
+        figures = build_figures(tmp_path)
+    assert "mnist-1pct-noise" in figures and not any("pair45-noise" in stem for stem in figures)
+    ax = figures["mnist-1pct-noise"].axes[0]
+    for name in ("dba-tuned", "sgd-tuned"):
+        line = next(c for c in ax.containers if c.get_label() == name.removesuffix("-tuned"))
+        xs, ys = line.lines[0].get_data()
+        assert list(xs) == [0.0, 20.0, 50.0]  # pair-flip noise is another axis: not on this one
+        series = [accuracy[key][name] for key in accuracy]
+        assert list(ys) == pytest.approx([statistics.fmean(v) for v in series])
+        bars = line.lines[2][0].get_segments()  # each rate's interval: mean ± t(0.975, n-1) sd / sqrt(n)
+        for segment, values in zip(bars, series):
+            half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+            assert segment[1][1] - segment[0][1] == pytest.approx(2 * half)

@@ -357,7 +357,7 @@ def noise_figure(recipe: str, by_rate: dict[float, Runs], colours: dict[str, str
         halves = [t_interval(v) or 0.0 for v in values]
         dba = by_rate[rates[0]][name][0]["role"] == "tuned"
         line = ax.errorbar([100 * r for r in rates], means, yerr=halves, color=colours.get(name, "0.3"), capsize=2,
-                           linewidth=2.2 if dba else 1.2, marker="o", markersize=3, gid=f"noise:{name}",
+                           linewidth=2.2 if dba else 1.2, marker="o", markersize=3,
                            label=name.removesuffix("-tuned"))
         handles.append(line)
     ax.set_xticks([100 * rate for rate in by_rate])
