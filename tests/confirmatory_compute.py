@@ -24,6 +24,7 @@ Which study runs on which recipe is read from the Makefile's lists, as
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import math
 import os
@@ -219,6 +220,16 @@ def step_lines(recorded: list[Recorded], recipes: list[str]) -> dict[str, Line]:
     return found
 
 
+def extended_recipe(name: str) -> str | None:
+    """The packaged recipe that `name` extends (its file's `extends:`), or None."""
+    from dba_cli.recipes.loading import find_recipe
+    from dba_cli.recipes.safe_yaml import load_yaml_file
+
+    document = load_yaml_file(find_recipe(name))
+    parent = document.get("extends") if isinstance(document, dict) else None
+    return parent if isinstance(parent, str) else None
+
+
 def fit(recorded: list[Recorded], recipe: str, shapes: dict[str, Line]) -> dict[str, Rate]:
     """Per kind, the recipe's scale on its architecture's line and its core-seconds per evaluated image (medians).
 
@@ -236,6 +247,10 @@ def fit(recorded: list[Recorded], recipe: str, shapes: dict[str, Line]) -> dict[
                     statistics.median(r.eval / r.images for r in evaluated) if evaluated else 0.0, len(runs), what)
 
     studies, own = sources(recorded, recipe)
+    parent = extended_recipe(recipe)
+    if not studies and not own and parent is not None:  # a new recipe (e.g. label noise): priced at the one it extends
+        return {name: dataclasses.replace(rate, source=f"{rate.source} of {parent}")
+                for name, rate in fit(recorded, parent, shapes).items()}
     rates: dict[str, Rate | None] = {}
     for name in ("DBA", "not DBA"):
         rates[name] = (of([r for r in studies if kind(r.method) == name], "tune/convergence")
