@@ -38,8 +38,9 @@ from dba_cli.errors import ConfigError
 from dba_cli.files import write_text_atomic
 from dba_cli.recipes.loading import load_recipe
 from dba_cli.recipes.protocol import declaration
-from dba_cli.recipes.recipe import TUNED_ROLES, Recipe
+from dba_cli.recipes.recipe import Recipe
 from dba_cli.results.reading import finished_results
+from dba_cli.settings.roles import TUNED_ROLES
 from dba_cli.settings.run import fold_size
 from dba_cli.settings.subsets import TRAIN_SIZE, parse_subset
 from dba_cli.studies import ablate, converge, protocol, tune

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..settings.evaluation import DEFAULT_SCHEDULE, EvaluationSchedule
 from ..settings.methods import declared
 from ..settings.names import SafeName
-from ..settings.roles import RECIPE_ROLES
+from ..settings.roles import RECIPE_ROLES, TUNED_ROLES
 from ..settings.run import RunConfig, fields_in
 from ..settings.validation import Float, Int, Strict, config_error, make_config
 from .planned import MAX_SEEDS, PlannedRun, check_grid_size
@@ -31,7 +31,6 @@ from .sections import AblationSpec, Claim, ConvergenceSpec, ProtocolSpec, SmokeS
 # How tables show a method: an untuned baseline, DBA as the abstract reads, DBA as the
 # recipe chose it by hand, or a setting chosen by `dba tune` on the validation split.
 ROLES = RECIPE_ROLES  # settings/roles.py
-TUNED_ROLES = ("tuned", "tuned-baseline", "tuned-peer")
 MODEL_FIELDS = tuple(fields_in("model"))
 TRAINING_FIELDS = tuple(fields_in("training"))
 TOP_FIELDS = tuple(fields_in("data"))  # dataset, data: at the recipe's top level

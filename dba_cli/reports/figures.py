@@ -57,6 +57,7 @@ from ..results.quantities import steps_per_epoch
 from ..results.reading import finished_results
 from ..settings.layers import layer_names
 from ..settings.names import name_problem
+from ..settings.roles import TUNED_ROLES  # the families figure's slot order: tuned DBA, the baselines, the peers
 from ..settings.validation import excerpt
 from ..studies.converge import GROUP as CONVERGENCE_GROUP
 from .paper_tables import packaged_recipe, table_order, warn_unfinished
@@ -81,8 +82,6 @@ FAMILIES = {"sgd": "SGD", "adam": "Adam", "adamw": "Adam", "dba": "DBA"}  # conf
 ROLE_STYLES = {"baseline": "-", "chosen": "-", "tuned-baseline": "--", "tuned": "--", "literal": ":"}
 # (line style, width) per layer: a thick solid line under a thinner dashed one keeps identical curves both visible.
 LAYER_STYLES = (("-", 2.6), ("--", 1.4), ("-.", 1.2), ((0, (1, 1)), 1.2))
-# The tuned roles, in the families figure's slot order: tuned DBA, then the tuned baselines, then DBA's tuned peers.
-TUNED_ROLES = ("tuned", "tuned-baseline", "tuned-peer")
 JITTER = 0.16  # seeds' points spread over ±JITTER of a slot (slots are 1 apart)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 

@@ -27,7 +27,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")  # the torch optimizers a run can use, a s
 class MethodDeclaration:
     """What the rest of the package needs to know about a method."""
 
-    summary: str  # a few words, for --help and docs
+    label: str | None = None  # how reports name a method that steps a base: "DBA over sgd, ..." (settings/run.py describe)
     settings: str | None = None  # the RunConfig field holding its own settings (None: it has none)
     over_base: bool = False  # it steps a base optimizer (`base`) rather than being one
     tuned_role: str = "tuned-baseline"  # its role when `dba tune` chooses it (settings/roles.py)
@@ -35,16 +35,15 @@ class MethodDeclaration:
 
 
 METHODS: dict[str, MethodDeclaration] = {
-    "sgd": MethodDeclaration("SGD (momentum, Nesterov optional)"),
-    "adam": MethodDeclaration("Adam"),
-    "adamw": MethodDeclaration("AdamW (decoupled weight decay)"),
-    "dba": MethodDeclaration("Dynamic Batch Adaptation", "dba", True, "tuned", True),
-    "dba-random": MethodDeclaration("DBA's kept sizes, samples at random (control)", "dba", True, "tuned-peer", True),
-    "ordered": MethodDeclaration("Ordered SGD / small-loss: the q highest or lowest losses", "ordered", True, "tuned-peer"),
-    "online": MethodDeclaration("online batch selection by loss rank", "online", True, "tuned-peer"),
-    "importance": MethodDeclaration("importance sampling by a gradient-norm bound", "importance", True, "tuned-peer"),
+    "sgd": MethodDeclaration(),
+    "adam": MethodDeclaration(),
+    "adamw": MethodDeclaration(),
+    "dba": MethodDeclaration("DBA", "dba", True, "tuned", True),
+    "dba-random": MethodDeclaration("DBA-random", "dba", True, "tuned-peer", True),  # DBA's sizes, samples at random
+    "ordered": MethodDeclaration("Ordered SGD", "ordered", True, "tuned-peer"),  # the q highest (or lowest) losses
+    "online": MethodDeclaration("online selection", "online", True, "tuned-peer"),  # batches by loss rank
+    "importance": MethodDeclaration("importance sampling", "importance", True, "tuned-peer"),  # a gradient-norm bound
 }
-PEERS = tuple(name for name, method in METHODS.items() if method.tuned_role == "tuned-peer")
 SETTINGS_FIELDS = tuple(dict.fromkeys(m.settings for m in METHODS.values() if m.settings))  # dba, ordered, online, importance
 
 FROZEN = ConfigDict(extra="forbid")

@@ -9,3 +9,4 @@ candidate) and `ablation` (a DBA variant). A result file holds one of these.
 RECIPE_ROLES = ("baseline", "literal", "chosen", "tuned-baseline", "tuned", "tuned-peer")
 STUDY_ROLES = ("tuning", "ablation")
 RESULT_ROLES = (*RECIPE_ROLES, *STUDY_ROLES)
+TUNED_ROLES = ("tuned", "tuned-baseline", "tuned-peer")  # chosen by `dba tune`; the order tables and figures show them in

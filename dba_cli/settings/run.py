@@ -64,8 +64,8 @@ MAX_EPOCHS = 100_000
 MAX_BATCH = 1_000_000
 MAX_SEED = 2**31 - 1
 MAX_FOLDS = 20  # k of k-fold cross-validation: 2..20 (more folds of a small subset validate on a handful of images)
-SCHEDULES = ("constant", "cosine")
-LABEL_NOISE = ("none", "symmetric", "pair")  # data/subsets.py noisy_labels  # learning-rate schedules (training/optim.py)
+SCHEDULES = ("constant", "cosine")  # learning-rate schedules (training/optim.py)
+LABEL_NOISE = ("none", "symmetric", "pair")  # data/subsets.py noisy_labels
 Width = Annotated[Int, Field(ge=1, le=MAX_WIDTH)]  # a layer's width
 Channels = Annotated[Int, Field(ge=1, le=MAX_CHANNELS)]  # a convolution's output channels
 
@@ -190,7 +190,7 @@ class RunConfig(Strict):
         return values
 
     @model_validator(mode="after")
-    def dba_only_for_dba(self) -> RunConfig:
+    def settings_fit_the_method(self) -> RunConfig:
         for name in SETTINGS_FIELDS:
             if getattr(self, name) is not None and declared(self.method).settings != name:
                 users = [m for m, d in METHOD_DECLARATIONS.items() if d.settings == name]
@@ -355,17 +355,13 @@ def fold_size(subset: int, folds: int, fold: int) -> int:
     return subset // folds + (fold < subset % folds)
 
 
-SHORT_NAMES = {"dba": "DBA", "dba-random": "DBA-random", "ordered": "Ordered SGD", "online": "online selection",
-               "importance": "importance sampling"}
-
-
 def describe(config: RunConfig, batch_size: int | None = None) -> str:
     """A method's setting in a few words, as reports name it: "sgd, lr 0.1, momentum 0.9" or "DBA over sgd, lr 0.1; ...".
 
     Settings at their defaults are left out; the batch size is named when it
     differs from `batch_size` (the recipe's).
     """
-    name = SHORT_NAMES.get(config.method)
+    name = declared(config.method).label
     if config.ordered is not None and config.ordered.keep == "smallest":
         name = "small-loss"
     parts = [f"{name} over {config.base}, lr {config.lr:g}" if name else f"{config.optimizer}, lr {config.lr:g}"]
