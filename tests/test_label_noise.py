@@ -11,7 +11,7 @@ from dba_cli.data.subsets import draw_subset, labels_hash, noisy_labels
 from dba_cli.recipes.loading import load_recipe
 from dba_cli.settings.run import run_config
 from dba_cli.settings.subsets import class_counts, parse_subset
-from dba_cli.training.train import draw_indices, prepare_data, run_labels, subset_of, train
+from dba_cli.training.train import draw_indices, draw_split, prepare_data, train
 
 NOISY = {"mnist-1pct-sym20": ("symmetric", 0.2), "mnist-1pct-sym50": ("symmetric", 0.5), "mnist-1pct-pair45": ("pair", 0.45)}
 
@@ -24,8 +24,7 @@ def test_each_recipes_realised_noise_rate_is_within_sampling_error_for_every_see
     for seed in seeds:
         config = recipe.config_for(recipe.methods["sgd"], seed)
         assert (config.label_noise, config.noise_rate) == (kind, rate)
-        subset = subset_of(mnist, config)
-        labels = run_labels(mnist, config, subset)
+        subset, _, labels = draw_split(mnist, config)
         realised = float((labels[subset] != mnist.train_labels[subset]).double().mean())
         bound = 4 * math.sqrt(rate * (1 - rate) / len(subset))  # 4 standard errors of a binomial rate over 600 labels
         assert abs(realised - rate) < bound, (seed, realised)
@@ -56,7 +55,7 @@ def test_two_methods_with_one_seed_train_on_identical_noisy_labels_folds_include
     assert not torch.equal(first.y_train, mnist.train_labels[first.indices])  # they are noisy
     # a tuning run's fold is cut from the same noisy subset: its training and validation labels are those labels
     fold = prepare_data(mnist, sgd.replace(folds=5, fold=2), torch.device("cpu"))
-    whole = run_labels(mnist, sgd, subset_of(mnist, sgd))
+    _, _, whole = draw_split(mnist, sgd)
     assert torch.equal(fold.y_train, whole[fold.indices]) and torch.equal(fold.y_val, whole[fold.val_indices])
     assert len(fold.indices) + len(fold.val_indices) == 600
     other_seed = prepare_data(mnist, recipe.config_for(recipe.methods["sgd"], 1004), torch.device("cpu"))
@@ -180,3 +179,11 @@ def test_the_noise_figure_draws_each_tuned_family_against_the_rate_with_its_inte
         for segment, values in zip(bars, series):
             half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
             assert segment[1][1] - segment[0][1] == pytest.approx(2 * half)
+
+
+def test_a_held_out_split_of_the_full_set_keeps_its_clean_labels(mnist):
+    config = run_config(data="full", validation_size=5000, label_noise="symmetric", noise_rate=0.2, seed=2)
+    indices, validation, labels = draw_split(mnist, config)
+    assert torch.equal(labels[validation], mnist.train_labels[validation])  # outside the training subset: clean
+    realised = float((labels[indices] != mnist.train_labels[indices]).double().mean())
+    assert abs(realised - 0.2) < 4 * math.sqrt(0.2 * 0.8 / len(indices))

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .selection import Selection, StepLoss, sample_losses, steps_per_epoch
+from .selection import Selection, StepLoss, sample_losses
 
 REFRESH_CHUNK = 10_000  # samples per forward pass when all losses are recomputed
 
@@ -60,7 +60,7 @@ class OnlineBatchSelection(Selection):
 
     def draws(self, n: int, batch_size: int, generator: torch.Generator, epoch: int, device) -> Iterator[torch.Tensor]:
         pressure = pressure_at(self.settings.pressure, self.settings.pressure_end, epoch, self.epochs)
-        for _ in range(steps_per_epoch(n, batch_size)):
+        for _ in range(0, n, batch_size):  # ceil(n / batch_size) batches, as plain SGD's epoch
             p = rank_probabilities(self.losses, pressure)  # after the previous step's losses were recorded
             yield torch.multinomial(p, min(batch_size, n), replacement=False, generator=generator).to(device)
 

@@ -19,7 +19,6 @@ generator, and the state a checkpoint needs is `state_dict`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -73,7 +72,3 @@ class Selection:
 
     def load_state_dict(self, state: dict) -> None:
         pass
-
-
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size)

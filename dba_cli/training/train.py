@@ -101,15 +101,22 @@ class RunResult:
 
 
 def draw_indices(dataset: Dataset, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The run's training subset and validation split (None without one), as indices into the training set.
+    """The run's training subset and validation split (None without one), as indices into the training set (`draw_split`)."""
+    indices, val_indices, _ = draw_split(dataset, config)
+    return indices, val_indices
+
+
+def draw_split(dataset: Dataset, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """The run's training subset, its validation split (None without one), and the labels it sees (`run_labels`).
 
     The subset is drawn first, from the whole training set, so that adding a
     validation split never changes it; the validation images come from the
     rest. For `full`, the validation images are held out of the training set.
     With `folds`, the subset itself is split: fold `fold` validates, the run
-    trains on the others (the subset indices it records are those).
-    Both depend only on the config (seed included), so a result file need not
-    store them: their hashes are enough to check a stored run against its seed.
+    trains on the others (the subset indices it records are those); the folds
+    are stratified by the labels the user has (noisy ones, with label noise).
+    All three depend only on the config (seed included), so a result file need
+    not store them: hashes are enough to check a stored run against its seed.
     """
     spec = parse_subset(config.data)
     val_indices = None
@@ -117,16 +124,16 @@ def draw_indices(dataset: Dataset, config: RunConfig) -> tuple[torch.Tensor, tor
         if config.validation_size:
             val_indices = draw_validation(len(dataset.train_labels), config.validation_size, config.seed, None)
         indices = draw_subset(dataset.train_labels, spec, config.seed, exclude=val_indices)
-    else:
-        indices = draw_subset(dataset.train_labels, spec, config.seed, draw=config.subset_draw, imbalance=config.imbalance)
-        if config.folds:  # k-fold inside the subset: one fold validates, the others train; nothing from outside
-            # stratified by the labels the user has (noisy ones, with label noise)
-            parts = split_folds(run_labels(dataset, config, indices), indices, config.folds, config.seed)
-            val_indices = parts[config.fold]
-            indices = torch.sort(torch.cat([part for k, part in enumerate(parts) if k != config.fold])).values
-        elif config.validation_size:
-            val_indices = draw_validation(len(dataset.train_labels), config.validation_size, config.seed, indices)
-    return indices, val_indices
+        return indices, val_indices, run_labels(dataset, config, indices)
+    indices = draw_subset(dataset.train_labels, spec, config.seed, draw=config.subset_draw, imbalance=config.imbalance)
+    labels = run_labels(dataset, config, indices)  # over the whole subset, before a fold is held out
+    if config.folds:  # k-fold inside the subset: one fold validates, the others train; nothing from outside
+        parts = split_folds(labels, indices, config.folds, config.seed)
+        val_indices = parts[config.fold]
+        indices = torch.sort(torch.cat([part for k, part in enumerate(parts) if k != config.fold])).values
+    elif config.validation_size:
+        val_indices = draw_validation(len(dataset.train_labels), config.validation_size, config.seed, indices)
+    return indices, val_indices, labels
 
 
 def run_labels(dataset: Dataset, config: RunConfig, subset: torch.Tensor) -> torch.Tensor:
@@ -142,12 +149,6 @@ def run_labels(dataset: Dataset, config: RunConfig, subset: torch.Tensor) -> tor
     labels = dataset.train_labels.clone()
     labels[subset] = noisy_labels(dataset.train_labels[subset], config.label_noise, config.noise_rate, config.seed)
     return labels
-
-
-def subset_of(dataset: Dataset, config: RunConfig) -> torch.Tensor:
-    """The run's whole training subset, before a fold is held out (what the label noise is drawn over)."""
-    spec = parse_subset(config.data)
-    return draw_subset(dataset.train_labels, spec, config.seed, draw=config.subset_draw, imbalance=config.imbalance)
 
 
 def check_dataset(dataset: Dataset, config: RunConfig) -> None:
@@ -170,9 +171,8 @@ def subset_hashes(dataset: Dataset, config: RunConfig) -> tuple[str, str | None]
 
 
 def prepare_data(dataset: Dataset, config: RunConfig, device: torch.device) -> TrainData:
-    """Draw the run's subset and validation split (`draw_indices`) and move standardised features to the device once."""
-    indices, val_indices = draw_indices(dataset, config)
-    labels = dataset.train_labels if config.label_noise == "none" else run_labels(dataset, config, subset_of(dataset, config))
+    """Draw the run's subset, validation split and labels (`draw_split`) and move standardised features to the device once."""
+    indices, val_indices, labels = draw_split(dataset, config)
     data = TrainData(
         x_train=dataset.features(dataset.train_images[indices]).to(device),
         y_train=labels[indices].to(device),
