@@ -170,14 +170,21 @@ def subset_hashes(dataset: Dataset, config: RunConfig) -> tuple[str, str | None]
     return indices_hash(indices), None if val_indices is None else indices_hash(val_indices)
 
 
-def prepare_data(dataset: Dataset, config: RunConfig, device: torch.device) -> TrainData:
-    """Draw the run's subset, validation split and labels (`draw_split`) and move standardised features to the device once."""
+def prepare_data(
+    dataset: Dataset, config: RunConfig, device: torch.device, test: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> TrainData:
+    """Draw the run's subset, validation split and labels (`draw_split`) and move standardised features to the device once.
+
+    `test`: the test set's (features, labels) already on the device (a pack shares one copy).
+    """
     indices, val_indices, labels = draw_split(dataset, config)
+    if test is None:
+        test = dataset.features(dataset.test_images).to(device), dataset.test_labels.to(device)
     data = TrainData(
         x_train=dataset.features(dataset.train_images[indices]).to(device),
         y_train=labels[indices].to(device),
-        x_test=dataset.features(dataset.test_images).to(device),
-        y_test=dataset.test_labels.to(device),
+        x_test=test[0],
+        y_test=test[1],
         indices=indices,
         val_indices=val_indices,
     )
@@ -185,6 +192,29 @@ def prepare_data(dataset: Dataset, config: RunConfig, device: torch.device) -> T
         data.x_val = dataset.features(dataset.train_images[val_indices]).to(device)
         data.y_val = labels[val_indices].to(device)
     return data
+
+
+def new_result(config: RunConfig, dataset: Dataset, data: TrainData, device: torch.device) -> RunResult:
+    """A run's result before its first epoch: its config, subset, validation split and provenance."""
+    return RunResult(
+        config=config.to_dict(),
+        device=str(device),
+        subset_size=len(data.indices),
+        subset_hash=indices_hash(data.indices),
+        subset_indices=data.indices.tolist(),
+        versions=library_versions(),
+        validation_hash=None if data.val_indices is None else indices_hash(data.val_indices),
+        threads=torch.get_num_threads(),
+    )
+
+
+def label_records(result: RunResult, dataset: Dataset, config: RunConfig, data: TrainData) -> None:
+    """With label noise or imbalance only: the labels as trained on, and what the draw realised."""
+    if config.label_noise != "none" or config.imbalance != 1.0:
+        true = dataset.train_labels[data.indices]
+        result.train_labels_hash = labels_hash(data.y_train)
+        result.label_noise_realised = float((data.y_train.cpu() != true).double().mean())
+        result.class_counts = torch.bincount(true, minlength=10).tolist()
 
 
 def redraw_subset(data: TrainData, dataset: Dataset, config: RunConfig, epoch: int) -> None:
@@ -263,21 +293,8 @@ def train(
     steps_per_epoch = math.ceil(len(data.indices) / config.batch_size)
     step = Stepper(model, config, total_steps=config.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, "batches"))
-    result = RunResult(
-        config=config.to_dict(),
-        device=str(device),
-        subset_size=len(data.indices),
-        subset_hash=indices_hash(data.indices),
-        subset_indices=data.indices.tolist(),
-        versions=library_versions(),
-        validation_hash=None if data.val_indices is None else indices_hash(data.val_indices),
-        threads=torch.get_num_threads(),
-    )
-    if config.label_noise != "none" or config.imbalance != 1.0:
-        true = dataset.train_labels[data.indices]
-        result.train_labels_hash = labels_hash(data.y_train)
-        result.label_noise_realised = float((data.y_train.cpu() != true).double().mean())
-        result.class_counts = torch.bincount(true, minlength=10).tolist()
+    result = new_result(config, dataset, data, device)
+    label_records(result, dataset, config, data)
     first_epoch = 1
     state = load_checkpoint(checkpoint, result.config) if checkpoint is not None else None
     if state is not None:
