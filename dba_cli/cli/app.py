@@ -58,6 +58,7 @@ app.add_typer(data_app, name="data")
 bench_app = typer.Typer(no_args_is_help=True, help="Timing benchmarks, each measured as ratios in one run.")
 bench_app.command("step")(other_commands.bench_step)
 bench_app.command("pipeline")(other_commands.bench_pipeline)
+bench_app.command("pack")(other_commands.bench_pack)
 app.add_typer(bench_app, name="bench")
 
 

@@ -1,7 +1,7 @@
 """The grid commands: reproduce, tune, ablate, protocol, converge. Each plans, executes, chooses and reports.
 
 Every one of them takes the shared grid options (options.py: results folder,
-smoke, overwrite, keep-stale, --set, device, threads, jobs, ray, data-dir);
+smoke, overwrite, keep-stale, --set, device, threads, jobs, pack, ray, data-dir);
 the study (studies/) says which runs to train and how to choose, run/ trains
 them, reports/ writes what they show. Torch loads only once a command runs; each passes its
 first grid's runs to `executing`, so that a worker pool starts before torch loads here.

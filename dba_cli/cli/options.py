@@ -1,7 +1,7 @@
 """Every command-line option that more than one command takes, declared once, and `dba run`'s options.
 
 The five grid commands (reproduce, tune, ablate, protocol, converge) share
-ten options; `with_grid_options` adds them to a command's signature and hands
+eleven options; `with_grid_options` adds them to a command's signature and hands
 them to it as one `GridOptions`. `dba run`'s options are generated from the
 RunConfig fields (settings/run.py) and DBA's DBAConfig: their names, types,
 defaults and help text are declared there, once. Nothing here imports torch.
@@ -23,6 +23,7 @@ from ..settings.methods import ImportanceConfig, OnlineConfig, OrderedConfig
 from ..errors import ConfigError
 from ..files import path_problem
 from ..settings import environment
+from ..settings.packing import DEFAULT_PACK, MAX_PACK
 from ..settings.run import RunConfig, field_extra
 from ..settings.validation import excerpt, fields_of, whole_number
 from ..training.devices import DEVICE_HELP
@@ -58,6 +59,16 @@ JobsOption = Annotated[
         help="Runs trained at once, each in its own worker process (never more than there are runs to train). Default: the "
         "cores this process may use, divided by --threads. Each run's result file is the same as with --jobs 1. "
         "With --device cuda the runs share the GPU.",
+    ),
+]
+PackOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--pack", min=1, max=MAX_PACK, envvar=environment.PACK, show_default=False,
+        help="Train up to this many runs of one shape together in one process, as one batched computation (plain SGD, "
+        "Adam and AdamW MLP runs on at most 10,000 images; the others train alone). Each packed run's result is "
+        "bit-identical to the run alone on the CPU, and a pack counts as one of --jobs. 1: no packing. Default: "
+        f"{DEFAULT_PACK}, or fewer so that every job gets a pack. An interrupted pack's runs start over.",
     ),
 ]
 RayOption = Annotated[
@@ -119,6 +130,7 @@ class GridOptions:
     device: str = "auto"
     threads: int = 1
     jobs: int | None = None
+    pack: int | None = None
     ray: str | None = None
     data_dir: Path | None = None
 
@@ -130,7 +142,7 @@ class GridOptions:
 
 GRID_ANNOTATIONS = {
     "smoke": SmokeOption, "results": ResultsOption, "overwrite": OverwriteOption, "keep_stale": KeepStaleOption,
-    "overrides": SetOption, "device": DeviceOption, "threads": ThreadsOption, "jobs": JobsOption, "ray": RayOption,
+    "overrides": SetOption, "device": DeviceOption, "threads": ThreadsOption, "jobs": JobsOption, "pack": PackOption, "ray": RayOption,
     "data_dir": DataDirOption,
 }
 

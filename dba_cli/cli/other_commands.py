@@ -240,3 +240,44 @@ def bench_step(
                 architecture=model.architecture, channels=tuple(model.channels), peers=peers,
             )
         typer.echo(format_table(rows))
+
+
+def bench_pack(
+    recipe: Annotated[str, typer.Argument(help="The recipe whose tuning candidates are timed, e.g. mnist-1pct.")] = "mnist-1pct",
+    family: Annotated[str, typer.Option(help="The tuning family whose candidates train (sgd, adam, ...).")] = "sgd",
+    runs: Annotated[int, typer.Option(min=2, help="How many of its candidate runs (in plan order) train at each pack size.")] = 48,
+    packs: Annotated[str, typer.Option(help="Comma-separated pack sizes; the first is the reference the others are checked against.")] = "1,16",
+    gflops_packs: Annotated[str, typer.Option(help="Pack sizes whose packed SGD step's GFLOP/s is measured against a large matmul ('' for none).")] = "1,8,16,32",
+    jobs: Annotated[int, typer.Option(min=1, help="Runs (or packs) trained at once, each in its own worker process.")] = 1,
+    device: DeviceOption = "cpu",
+    threads: ThreadsOption = 1,
+) -> None:
+    """Wall time of one real tuning grid trained unpacked and packed (same runs, fresh folders, results compared), and a packed step's GFLOP/s."""
+    from ..bench.packing import family_runs, gflops_table, grid_table, time_grids
+    from ..recipes.loading import load_recipe
+    from ..run.runners import InProcessRunner, PoolRunner
+    from ..studies import tune
+    from ..training.devices import resolve_device, set_threads
+
+    with user_errors():
+        sizes = parse_ints(packs, "--packs")
+        rate_sizes = parse_ints(gflops_packs, "--gflops-packs") if gflops_packs.strip() else []
+        torch_device = resolve_device(device)
+        set_threads(threads)
+        planned = family_runs(tune.candidate_runs(load_recipe(recipe)), family, runs)
+        if len(planned) < 2:
+            raise typer.BadParameter(f"{recipe} has {len(planned)} tuning run(s) of family {family!r}: name a family it tunes")
+
+        def runner():
+            if jobs == 1:
+                return InProcessRunner(torch_device)
+            return PoolRunner(jobs, threads, device, None, {p.config.dataset for p in planned})
+
+        with make_progress() as progress:
+            task = progress.add_task("benchmark", total=len(sizes), status="", unit="grids")
+            timings = time_grids(planned, sizes, runner, on_grid=lambda: progress.advance(task))
+        typer.echo(f"{recipe}, family {family}: {len(planned)} tuning runs, --jobs {jobs}, --threads {threads}, {device}\n")
+        typer.echo(grid_table(timings, len(planned), jobs))
+        if rate_sizes:
+            typer.echo("")
+            typer.echo(gflops_table(rate_sizes, torch_device, batch=64))

@@ -134,6 +134,35 @@ def _greedy(K, metric, maximize, unbiased, min_size, max_removals, rtol):
     return kept
 
 
+def greedy_search_many(Ks: np.ndarray, configs: list[DBAConfig], rtol: float = DEFAULT_RTOL) -> np.ndarray:
+    """`greedy_search` of every K in Ks (N x B x B), each with its own config, in one compiled call: the masks, N x B.
+
+    For packed training (training/packed_dba.py): every layer of every run of a
+    pack at once. Each mask is exactly the one `greedy_search(Ks[i], configs[i], rtol)` returns.
+    """
+    warn_if_slow()
+    Ks = np.ascontiguousarray(Ks, dtype=Ks.dtype if Ks.dtype in (np.float32, np.float64) else np.float64)
+    finite = np.isfinite(Ks).all(axis=(1, 2))  # a diverging run keeps everything, as greedy_search does
+    return _greedy_many(
+        Ks, finite,
+        np.array([metric_code(c.metric) for c in configs], dtype=np.int64),
+        np.array([c.direction == "maximize" for c in configs], dtype=np.bool_),
+        np.array([c.unbiased for c in configs], dtype=np.bool_),
+        np.array([c.min_size for c in configs], dtype=np.int64),
+        np.array([-1 if c.max_removals is None else c.max_removals for c in configs], dtype=np.int64),
+        rtol,
+    )
+
+
+@njit
+def _greedy_many(Ks, finite, metric, maximize, unbiased, min_size, max_removals, rtol):
+    masks = np.ones((Ks.shape[0], Ks.shape[1]), dtype=np.bool_)
+    for i in range(Ks.shape[0]):
+        if finite[i]:
+            masks[i] = _greedy(Ks[i], metric[i], maximize[i], unbiased[i], min_size[i], max_removals[i], rtol)
+    return masks
+
+
 def greedy_reference(K: np.ndarray, config: DBAConfig, rtol: float = DEFAULT_RTOL) -> np.ndarray:
     """The same greedy search, every candidate subset's metric recomputed from K."""
     K = np.asarray(K, dtype=np.float64)

@@ -34,6 +34,7 @@ from ..settings.validation import config_error, excerpt, make_config
 from .format import SCHEMA_VERSION
 
 MAX_THREADS = 1024  # the bound of --threads
+MAX_PACK = 1024  # the bound of --pack (settings/packing.py)
 MAX_TEXT = 512  # provenance strings (platform, device, versions): a line each
 MAX_LAYERS = 64  # DBA's kept sizes are recorded per selected layer
 
@@ -174,6 +175,7 @@ class ResultFile(Stored):
     history: History
     versions: Annotated[dict[Annotated[str, Field(max_length=64)], Text], Field(max_length=64)]
     threads: Annotated[int, Field(ge=1, le=MAX_THREADS)]
+    pack_size: Annotated[int, Field(ge=2, le=MAX_PACK)] | None = None  # trained in a pack of that many (training/packed.py)
     final_test_accuracy: Percent
     final_val_accuracy: Percent | None = None
     train_seconds: Seconds

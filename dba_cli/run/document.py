@@ -1,4 +1,4 @@
-"""Training one planned run and building its result document (what run/execute.py writes to its file)."""
+"""Training one planned run (or a pack of them) and building each result document (what run/execute.py writes to its file)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..results.format import SCHEMA_VERSION
 from ..settings.environment import CHECKPOINT_SECONDS as CHECKPOINT_SECONDS_ENV
 from ..training.code_version import code_version
 from ..training.provenance import device_description
-from ..training.train import train
+from ..training.train import RunResult, train
 
 
 def checkpoint_interval() -> float:
@@ -42,6 +42,23 @@ def run_document(
         checkpoint=checkpoint,
         checkpoint_interval=checkpoint_interval(),
     )
+    return document_of(planned, result, device)
+
+
+def pack_documents(runs: list[PlannedRun], dataset: Dataset, device: torch.device, reporter) -> list[dict]:
+    """Train planned runs of one shape as one pack (training/packed.py) and build each one's result document."""
+    from ..training.packed import train_pack
+
+    results = train_pack(
+        [planned.config for planned in runs], dataset, device,
+        on_epoch=lambda p, record: reporter.epoch_done(runs[p], record),
+        evaluate_at=[planned.evaluated_epochs for planned in runs],
+    )
+    return [document_of(planned, result, device) for planned, result in zip(runs, results)]
+
+
+def document_of(planned: PlannedRun, result: RunResult, device: torch.device) -> dict:
+    """A finished run's result document: what it is in its study, what it trained, and with which code."""
     return {
         "schema_version": SCHEMA_VERSION,
         "recipe": planned.recipe,
@@ -55,5 +72,3 @@ def run_document(
         "protocol": declaration().digest,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-

@@ -20,6 +20,7 @@ from ..errors import ResultsNotWritable
 from ..files import finished_runs_kept, resolve_inside, write_text_atomic
 from ..recipes.planned import PlannedRun
 from ..results.format import encode_result
+from ..settings.packing import default_pack, pack_groups
 from ..results.reading import read_result
 from ..training.checkpoint import checkpoint_path
 from ..training.train import EpochRecord
@@ -70,6 +71,7 @@ class Executor:
     overwrite: bool = False  # replace results made with another config
     keep_stale: bool = False  # keep finished runs made by other code instead of rerunning them
     data_dir: str | None = None  # where every data set is read from (None: its default copy)
+    pack: int | None = None  # runs per pack (training/packed.py); None: settings/packing.default_pack for the plan; 1: none
 
     def execute(self, runs: list[PlannedRun], wait_for_busy: bool = False) -> Plan:
         """Run every planned run not already finished; each result is written as soon as it ends.
@@ -92,16 +94,20 @@ class Executor:
         if plan.todo:
             check_lock_folder(self.results_dir)
         remove_finished_checkpoints(plan.skipped, self.results_dir, self.reporter)
-        note = self.runner.cap(len(plan.todo))
+        pack = self.pack if self.pack is not None else default_pack([p.config for p in plan.todo], self.runner.slots)
+        units = len(pack_units(plan.todo, self.results_dir, self.runner, pack))
+        note = self.runner.cap(units)
         if note:
             self.reporter.note(note)
+        if units < len(plan.todo):
+            self.reporter.note(f"packing: {len(plan.todo)} runs train as {units} task(s), up to {pack} runs of one shape per pack (--pack)")
         self.reporter.plan(plan.todo, plan.skipped, plan.damaged)
         if plan.stale:
             self.reporter.stale(plan.stale, self.keep_stale)
-        execute(plan.todo, plan, self.results_dir, self.reporter, currency, self.runner, wait=False)
+        execute(plan.todo, plan, self.results_dir, self.reporter, currency, self.runner, wait=False, pack=pack)
         if wait_for_busy:
             busy, plan.busy = plan.busy, []
-            execute(busy, plan, self.results_dir, self.reporter, currency, self.runner, wait=True)
+            execute(busy, plan, self.results_dir, self.reporter, currency, self.runner, wait=True, pack=pack)
         if plan.failed:
             raise RunsFailed(plan.failed)
         return plan
@@ -130,39 +136,41 @@ class RunsFailed(Exception):
 
 def execute(
     todo: list[PlannedRun], plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, runner: Runner,
-    wait: bool,
+    wait: bool, pack: int = 1,
 ) -> None:
-    """Keep up to `runner.slots` runs in flight: lock each, hand it to the runner, write what comes back.
+    """Keep up to `runner.slots` runs (or packs of runs) in flight: lock each run, hand it to the runner, write what comes back.
 
-    The lock is held here, in the process that writes the result, for as long
-    as the run trains; a worker that dies leaves no lock behind (the kernel
-    drops it with this process, or `finish` releases it). A worker that dies
-    outright breaks a process pool and fails every run in flight with it: those
-    runs are rerun one at a time, so that only the run that kills its worker
-    again is reported as failed. Ctrl-C, SIGTERM or a user error stops the
-    runner's workers at once (runs in flight keep their last checkpoint) and
-    is raised again.
+    Runs of one shape go in packs of up to `pack` (settings/packing.py), each
+    pack one task of the runner; a run that has a checkpoint trains alone, to
+    resume it. The lock is held here, in the process that writes the result,
+    for as long as the run trains; a worker that dies leaves no lock behind
+    (the kernel drops it with this process, or `finish` releases it). A worker
+    that dies outright breaks a process pool and fails every run in flight
+    with it: those runs are rerun one at a time (unpacked), so that only the
+    run that kills its worker again is reported as failed. Ctrl-C, SIGTERM or
+    a user error stops the runner's workers at once (runs in flight keep their
+    last checkpoint; a pack's runs start over) and is raised again.
     """
     by_key = {planned.key: planned for planned in todo}
     runner.open(lambda key, record: reporter.epoch_done(by_key[key], record) if key in by_key else None)
-    pending = list(reversed(todo))
-    in_flight: dict[Future, tuple[PlannedRun, BinaryIO]] = {}
+    pending = list(reversed(pack_units(todo, results_dir, runner, pack)))
+    in_flight: dict[Future, tuple[list[PlannedRun], list[BinaryIO]]] = {}
     suspects: list[PlannedRun] = []  # in flight when a worker died: each is rerun alone to find the one that kills it
     alone: str | None = None  # the suspect now running by itself
     interrupted = True
 
-    def launch(planned: PlannedRun) -> bool:
-        """Start `planned` unless it is busy or already finished; whether it is now in flight."""
-        started = start_run(planned, plan, results_dir, reporter, currency, runner, wait)
+    def launch(unit: list[PlannedRun]) -> bool:
+        """Start the unit's runs that are neither busy nor already finished; whether any is now in flight."""
+        started = start_unit(unit, plan, results_dir, reporter, currency, runner, wait)
         if started is not None:
-            in_flight[started[0]] = (planned, started[1])
+            in_flight[started[0]] = started[1], started[2]
         return started is not None
 
     try:
         while pending or in_flight or suspects:
             if suspects and not in_flight:
                 planned = suspects.pop(0)
-                if launch(planned):
+                if launch([planned]):
                     alone = planned.key
             while pending and not suspects and alone is None and len(in_flight) < runner.slots:
                 launch(pending.pop())
@@ -171,38 +179,84 @@ def execute(
             done, _ = wait_futures(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
             runner.poll()
             for future in done:
-                planned, lock = in_flight.pop(future)
-                was_alone = alone == planned.key
+                runs, locks = in_flight.pop(future)
+                was_alone = len(runs) == 1 and alone == runs[0].key
                 if was_alone:
                     alone = None
                 try:
-                    document = future.result()
+                    documents = future.result()
                 except BrokenProcessPool:  # a worker died outright and took the pool (and its runs) down
-                    release_lock(lock)
+                    for lock in locks:
+                        release_lock(lock)
                     if not was_alone:
-                        suspects.append(planned)
+                        suspects.extend(runs)
                         continue
-                    fail_run(planned, plan, results_dir, reporter, RunFailed(
+                    fail_run(runs[0], plan, results_dir, reporter, RunFailed(
                         "the worker process training it died (killed, or crashed outside Python), also when run alone"
                     ))
                 except RunFailed as failure:
-                    release_lock(lock)
-                    fail_run(planned, plan, results_dir, reporter, failure)
+                    for planned, lock in zip(runs, locks):
+                        release_lock(lock)
+                        fail_run(planned, plan, results_dir, reporter, failure)
                 else:
-                    finish_run(planned, plan, results_dir, reporter, document, lock)
+                    documents = documents if isinstance(documents, list) else [documents]
+                    for planned, document, lock in zip(runs, documents, locks):
+                        finish_run(planned, plan, results_dir, reporter, document, lock)
         interrupted = False
     finally:
         if interrupted:
             runner.stop()
-        for _, lock in in_flight.values():
-            release_lock(lock)
+        for _, locks in in_flight.values():
+            for lock in locks:
+                release_lock(lock)
 
 
-def start_run(
-    planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, runner: Runner,
+def pack_units(todo: list[PlannedRun], results_dir: Path, runner: Runner, pack: int) -> list[list[PlannedRun]]:
+    """The runs to train as units of work: packs of one shape (settings/packing.py), and runs alone.
+
+    A run with a checkpoint beside its result trains alone, so that it resumes
+    from it (a pack keeps none).
+    """
+    if pack <= 1:
+        return [[planned] for planned in todo]
+    resumed = [runner.shares_files and checkpoint_path(resolve_inside(results_dir, planned.key)).exists() for planned in todo]
+    packable = [planned for planned, resume in zip(todo, resumed) if not resume]
+    units = [[planned] for planned, resume in zip(todo, resumed) if resume]
+    return units + [[packable[i] for i in group] for group in pack_groups([p.config for p in packable], pack)]
+
+
+def start_unit(
+    unit: list[PlannedRun], plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, runner: Runner,
     wait: bool,
-) -> tuple[Future, BinaryIO] | None:
-    """Take the run's lock (or wait for it), then skip it or hand it to the runner (resuming its checkpoint)."""
+) -> tuple[Future, list[PlannedRun], list[BinaryIO]] | None:
+    """Claim the unit's runs (`claim_run`) and hand those claimed to the runner: alone, or as one pack."""
+    claimed: list[tuple[PlannedRun, BinaryIO]] = []
+    try:
+        for planned in unit:
+            lock = claim_run(planned, plan, results_dir, reporter, currency, wait)
+            if lock is not None:
+                claimed.append((planned, lock))
+        if not claimed:
+            return None
+        runs = [planned for planned, _ in claimed]
+        for planned in runs:
+            reporter.run_started(planned)
+        if len(runs) > 1:
+            future = runner.submit_pack(runs)
+        else:
+            checkpoint = checkpoint_path(resolve_inside(results_dir, runs[0].key)) if runner.shares_files else None
+            future = runner.submit(runs[0], checkpoint)
+        return future, runs, [lock for _, lock in claimed]
+    except BaseException:
+        for _, lock in claimed:
+            release_lock(lock)
+        raise
+
+
+def claim_run(
+    planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, wait: bool
+) -> BinaryIO | None:
+    """Take the run's lock (or wait for it); None when it is busy or was finished meanwhile (reported either way)."""
     path = resolve_inside(results_dir, planned.key)
     lock = take_lock(results_dir, planned.key, wait)
     if lock is None:
@@ -217,15 +271,9 @@ def start_run(
         reporter.run_skipped(planned)
         return None
     remove_stale_temporaries(path)
-    checkpoint = checkpoint_path(path) if runner.shares_files else None
-    if checkpoint is not None and checkpoint.exists():
+    if checkpoint_path(path).exists():
         reporter.run_resuming(planned)
-    reporter.run_started(planned)
-    try:
-        return runner.submit(planned, checkpoint), lock
-    except BaseException:
-        release_lock(lock)
-        raise
+    return lock
 
 
 def finish_run(planned: PlannedRun, plan: Plan, results_dir: Path, reporter: Reporter, document: dict, lock: BinaryIO) -> None:

@@ -26,7 +26,7 @@ import torch
 from ..errors import ConfigError, DBAError
 from ..settings.validation import excerpt
 from ..training.devices import set_threads
-from .runners import OnEpoch, RunFailed, failure_from, train_run
+from .runners import OnEpoch, RunFailed, failure_from, train_pack_run, train_run
 
 if TYPE_CHECKING:
     from ..recipes.planned import PlannedRun
@@ -176,7 +176,14 @@ class RayRunner:
         return None  # tasks are only submitted as slots free up: no process starts for a run that is not there
 
     def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future:
-        ref = self.task.remote(planned, self.device, self.threads)
+        return self._submit(planned)
+
+    def submit_pack(self, runs: list[PlannedRun]) -> Future:
+        """A pack is one task (training/packed.py): it returns its runs' documents."""
+        return self._submit(runs)
+
+    def _submit(self, runs: PlannedRun | list[PlannedRun]) -> Future:
+        ref = self.task.remote(runs, self.device, self.threads)
         self.in_flight.append(ref)
         result: Future = Future()
 
@@ -219,8 +226,8 @@ class RayRunner:
             self.ray.shutdown()
 
 
-def train_on_ray(planned: PlannedRun, device: str, threads: int) -> dict:
-    """One run as a Ray task: train with the node's own copy of the data and return the document (the node id added).
+def train_on_ray(planned: PlannedRun | list[PlannedRun], device: str, threads: int) -> dict | list[dict]:
+    """One run (or a pack: a list) as a Ray task: train with the node's own copy of the data, return the document(s), node id added.
 
     The node's copy is its default one: packaged MNIST, or Fashion-MNIST where the node has it.
     """
@@ -230,6 +237,8 @@ def train_on_ray(planned: PlannedRun, device: str, threads: int) -> dict:
         set_threads(threads)
     except Exception as exc:  # noqa: BLE001 - sent to the driver as this run's failure
         raise failure_from(exc) from None
-    document = train_run(planned, None, torch.device(device), lambda key, record: None, None)
-    document["ray_node"] = ray.get_runtime_context().get_node_id()
-    return document
+    node = ray.get_runtime_context().get_node_id()
+    if isinstance(planned, list):
+        documents = train_pack_run(planned, None, torch.device(device), lambda key, record: None)
+        return [{**document, "ray_node": node} for document in documents]
+    return {**train_run(planned, None, torch.device(device), lambda key, record: None, None), "ray_node": node}

@@ -85,6 +85,9 @@ class Runner(Protocol):
 
     def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future: ...
 
+    def submit_pack(self, runs: list[PlannedRun]) -> Future:
+        """Train runs of one shape as one pack (training/packed.py): a Future of their documents, in order."""
+
     def cap(self, runs: int) -> str | None:
         """Run at most `runs` at once (a grid's runs to train); a note when that is fewer than asked for."""
 
@@ -145,6 +148,17 @@ def train_run(planned: PlannedRun, data_dir: str | None, device: torch.device, s
         raise failure_from(exc) from None
 
 
+def train_pack_run(runs: list[PlannedRun], data_dir: str | None, device: torch.device, send: OnEpoch) -> list[dict]:
+    """`train_run` for a pack: its runs train together and one failure fails them all (they rerun)."""
+    try:
+        dataset = loaded_dataset(runs[0].config.dataset, data_dir)
+        from .document import pack_documents
+
+        return pack_documents(runs, dataset, device, EpochForwarder(send))
+    except Exception as exc:  # noqa: BLE001 - the pack's failure, for the caller to report
+        raise failure_from(exc) from None
+
+
 def run_document(planned: PlannedRun, dataset: Dataset, device: torch.device, reporter, checkpoint: Path | None) -> dict:
     """`document.run_document`, imported at the first run: it imports torch and the training code."""
     from .document import run_document as train_and_document
@@ -170,9 +184,16 @@ class InProcessRunner:
         return None
 
     def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future:
+        return self._done(lambda: train_run(planned, self.data_dir, self.device, self.on_epoch, checkpoint))
+
+    def submit_pack(self, runs: list[PlannedRun]) -> Future:
+        return self._done(lambda: train_pack_run(runs, self.data_dir, self.device, self.on_epoch))
+
+    @staticmethod
+    def _done(train) -> Future:
         future: Future = Future()
         try:
-            future.set_result(train_run(planned, self.data_dir, self.device, self.on_epoch, checkpoint))
+            future.set_result(train())
         except (DBAError, RunFailed) as exc:  # this run's failure, as a worker's would arrive; KeyboardInterrupt passes
             future.set_exception(exc)
         return future
@@ -280,13 +301,19 @@ class PoolRunner:
         self.warming.remove(next(iter(done)))
 
     def submit(self, planned: PlannedRun, checkpoint: Path | None) -> Future:
+        return self._submit(train_in_worker, planned, checkpoint)
+
+    def submit_pack(self, runs: list[PlannedRun]) -> Future:
+        return self._submit(train_pack_in_worker, runs)
+
+    def _submit(self, task, *args) -> Future:
         self.submitted = True
         self._take_warm_worker()
         try:
-            return self._executor().submit(train_in_worker, planned, checkpoint)
+            return self._executor().submit(task, *args)
         except BrokenProcessPool:  # a worker died earlier: start a fresh pool for the runs still to do
             self.stop()
-            return self._executor().submit(train_in_worker, planned, checkpoint)
+            return self._executor().submit(task, *args)
 
     def poll(self) -> None:
         while True:
@@ -442,3 +469,9 @@ def train_in_worker(planned: PlannedRun, checkpoint: Path | None) -> dict:
     """One run in a worker: its epochs go to the parent's queue, its document is returned."""
     events = WORKER["events"]
     return train_run(planned, WORKER["data_dir"], worker_device(), lambda key, record: events.put((key, record)), checkpoint)
+
+
+def train_pack_in_worker(runs: list[PlannedRun]) -> list[dict]:
+    """One pack in a worker (`train_in_worker` for a pack)."""
+    events = WORKER["events"]
+    return train_pack_run(runs, WORKER["data_dir"], worker_device(), lambda key, record: events.put((key, record)))

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from .run import RunConfig
 
-PACKED_METHODS = ("sgd", "adam", "adamw")
+PACKED_METHODS = ("sgd", "adam", "adamw", "ordered", "dba", "dba-random")  # training/packed.py make_step
 MAX_PACKED_IMAGES = 10_000  # the paper's small-data recipes train on 100 to 600 images; full MNIST's 60,000 train alone
+MAX_PACK = 1024  # the bound of --pack
 DEFAULT_PACK = 16  # runs per pack unless --pack says otherwise (docs/packing.md: the measured sweet spot on one CPU thread)
 
 
@@ -38,7 +39,7 @@ def pack_key(config: RunConfig) -> tuple | None:
         return None
     return (
         config.dataset, config.data, config.imbalance, size, config.folds, config.validation_size, tuple(config.hidden),
-        config.activation, config.batch_size, config.epochs, config.method, config.momentum != 0,
+        config.activation, config.batch_size, config.epochs, config.method, config.optimizer, config.momentum != 0,
         config.momentum != 0 and config.nesterov,
     )
 

@@ -55,6 +55,7 @@ from ..settings.run import RunConfig
 from .devices import synchronize
 from .evaluate import EVAL_CHUNK
 from .optim import cosine_factor
+from .ordered import kept_count, kept_fraction
 from .selection import uniform_batches
 from .train import EpochRecord, RunResult, check_dataset, label_records, new_result, prepare_data
 
@@ -70,8 +71,10 @@ class PackedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
-        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        return grad_x, torch.bmm(grad.transpose(1, 2), x), grad.sum(1)
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad
+        grad_x = torch.bmm(grad, weight) if needs_x else None
+        grad_weight = torch.bmm(grad.transpose(1, 2), x) if needs_weight else None
+        return grad_x, grad_weight, grad.sum(1) if needs_bias else None
 
 
 class PackedMLP:
@@ -233,6 +236,61 @@ def class_accuracy_of(logits: torch.Tensor, y: torch.Tensor, classes: int = 10) 
     return [100.0 * float((predicted[y == c] == c).double().mean()) for c in range(classes)]
 
 
+def kept_summary(sizes: dict[str, list[int]]) -> dict[str, dict[str, float]] | None:
+    """Each layer's kept subset size over an epoch's steps (mean, min, max), as `train_epoch` summarises it alone."""
+    summary = {layer: {"mean": sum(v) / len(v), "min": min(v), "max": max(v)} for layer, v in sizes.items()}
+    return summary or None
+
+
+class PlainStep:
+    """SGD, Adam, AdamW: each run's gradient of its mean loss over its batch."""
+
+    def __init__(self, configs: Sequence[RunConfig], model: nn.Module) -> None:
+        self.count = len(configs)
+
+    def __call__(self, model: PackedMLP, inputs: torch.Tensor, targets: torch.Tensor, epoch: int):
+        log_probs = F.log_softmax(model(inputs), dim=-1)
+        losses = F.nll_loss(log_probs.flatten(0, 1), targets.flatten(), reduction="none").view_as(targets)
+        losses.mean(dim=1).sum().backward()
+        with torch.no_grad():  # each run's loss as F.cross_entropy reduces it alone (its own summation order)
+            reported = torch.stack([F.nll_loss(log_probs[p], targets[p]) for p in range(self.count)])
+        return reported, None
+
+
+class OrderedStep:
+    """Ordered SGD and small-loss (training/ordered.py): each run's mean loss over its batch's q highest or lowest losses.
+
+    The kept losses are weighted 1/q and the rest 0, the gradient the run's own
+    `losses[chosen].mean()` gives; q and the choice are each run's own.
+    """
+
+    def __init__(self, configs: Sequence[RunConfig], model: nn.Module) -> None:
+        self.settings = [config.ordered for config in configs]
+
+    def __call__(self, model: PackedMLP, inputs: torch.Tensor, targets: torch.Tensor, epoch: int):
+        logits = model(inputs)
+        losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view_as(targets)
+        detached = losses.detach()
+        weights = torch.zeros_like(detached)
+        batch = targets.shape[1]
+        for p, settings in enumerate(self.settings):
+            q = kept_count(batch, kept_fraction(settings.fraction, settings.ramp_epochs, epoch))
+            chosen = torch.topk(detached[p], q, largest=settings.keep == "largest", sorted=False).indices
+            weights[p, chosen] = torch.ones((), device=weights.device) / q  # as mean's backward divides
+        (losses * weights).sum().backward()
+        return detached.mean(dim=1), None
+
+
+def make_step(configs: Sequence[RunConfig], model: nn.Module):
+    """The pack's step for its method (settings/packing.py PACKED_METHODS); `model` is one run's, for its layer names."""
+    method = configs[0].method
+    if method in ("dba", "dba-random"):
+        from .packed_dba import DBAStep
+
+        return DBAStep(configs, model)
+    return OrderedStep(configs, model) if method == "ordered" else PlainStep(configs, model)
+
+
 def check_pack(configs: Sequence[RunConfig]) -> None:
     keys = {pack_key(config) for config in configs}
     if None in keys or len(keys) != 1:
@@ -272,27 +330,28 @@ def train_pack(
     n = data.x_train.shape[1]
     steps_per_epoch = math.ceil(n / first.batch_size)
     optimizer = PackedOptimizer(model.parameters(), configs, first.epochs * steps_per_epoch)
+    step = make_step(configs, models[0])
     generators = [torch.Generator().manual_seed(derive_seed(c.seed, "batches")) for c in configs]
     results = [new_result(c, dataset, d, device) for c, d in zip(configs, datas)]
     for result, config, d in zip(results, configs, datas):
         label_records(result, dataset, config, d)
+        result.pack_size = count if count > 1 else None
     active = list(range(count))  # runs still recording (a diverged run stops, as alone)
     rows = torch.arange(count, device=device).unsqueeze(1)
     for epoch in range(1, first.epochs + 1):
         started = time.perf_counter()
         total = torch.zeros(count, device=device)
+        kept_sizes: list[dict[str, list[int]]] = [{} for _ in range(count)]
         for batch in zip(*(uniform_batches(n, first.batch_size, g, device) for g in generators)):
             index = torch.stack(batch)
-            inputs, targets = data.x_train[rows, index], data.y_train[rows, index]
-            log_probs = F.log_softmax(model(inputs), dim=-1)
-            losses = F.nll_loss(log_probs.flatten(0, 1), targets.flatten(), reduction="none").view_as(targets)
             for param in model.parameters():
                 param.grad = None
-            losses.mean(dim=1).sum().backward()
+            reported, kept = step(model, data.x_train[rows, index], data.y_train[rows, index], epoch)
             optimizer.step()
-            with torch.no_grad():  # each run's loss as F.cross_entropy reduces it alone
-                reported = torch.stack([F.nll_loss(log_probs[p], targets[p]) for p in range(count)])
-                total += reported * len(batch[0])
+            total += reported * len(batch[0])
+            for sizes, layers in zip(kept_sizes, kept or ()):
+                for layer, size in layers.items():
+                    sizes.setdefault(layer, []).append(size)
         synchronize(device)
         trained = time.perf_counter()
         train_losses = [value / n for value in total.tolist()]
@@ -304,7 +363,7 @@ def train_pack(
             test_loss, test_accuracy, val_loss, val_accuracy = evaluated.get(p, (None, None, None, None))
             record = EpochRecord(
                 epoch, train_losses[p], test_loss, test_accuracy, (trained - started) / count,
-                eval_seconds if p in evaluated else 0.0, None, val_loss, val_accuracy,
+                eval_seconds if p in evaluated else 0.0, kept_summary(kept_sizes[p]), val_loss, val_accuracy,
             )
             results[p].history.append(record)
             if on_epoch is not None:

@@ -58,6 +58,7 @@ class EpochRecord:
 
 
 LABEL_RECORDS = ("train_labels_hash", "label_noise_realised", "class_counts", "final_class_accuracy")
+OPTIONAL_RECORDS = (*LABEL_RECORDS, "pack_size")  # left out of a result file when None: other files stay as they were
 
 
 @dataclass
@@ -79,6 +80,7 @@ class RunResult:
     class_counts: list[int] | None = None  # training images per true class
     final_class_accuracy: list[float] | None = None  # imbalance only: the last epoch's test accuracy per class, %
     diverged_at_epoch: int | None = None  # the first epoch whose training loss was NaN or infinite
+    pack_size: int | None = None  # trained in a pack of that many runs (training/packed.py); None: alone
 
     @property
     def final_test_accuracy(self) -> float:
@@ -90,7 +92,7 @@ class RunResult:
 
     def to_dict(self) -> dict:
         values = asdict(self)
-        for name in LABEL_RECORDS:  # recorded only for runs with label noise or imbalance: other files stay as they were
+        for name in OPTIONAL_RECORDS:
             if values[name] is None:
                 del values[name]
         values["final_test_accuracy"] = self.final_test_accuracy
