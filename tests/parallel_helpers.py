@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-# Timing and host fields: they differ between any two runs of the same config (the "timing and host fields aside").
-VOLATILE = {"train_seconds", "eval_seconds", "finished_at", "digest", "ray_node"}
+# Timing and host fields: they differ between any two runs of the same config (the "timing and host fields aside");
+# pack_size says how the run was trained (packed runs are bit-identical to alone: tests/test_packed.py).
+VOLATILE = {"train_seconds", "eval_seconds", "finished_at", "digest", "ray_node", "pack_size"}
 
 
 def without_timing(value):

@@ -91,7 +91,7 @@ def executing(options: GridOptions, datasets: Iterable[str], label: str = "", ru
         try:
             with make_progress() as progress:
                 yield Executor(options.results_dir, runner, RichReporter(progress, runner.slots), options.overwrite,
-                               options.keep_stale, data_dir, options.pack)
+                               options.keep_stale, data_dir, options.pack, device.type)
         except BaseException:
             runner.stop()  # at once: no worker outlives an interrupted or failed command
             raise

@@ -23,7 +23,7 @@ from ..settings.methods import ImportanceConfig, OnlineConfig, OrderedConfig
 from ..errors import ConfigError
 from ..files import path_problem
 from ..settings import environment
-from ..settings.packing import DEFAULT_PACK, MAX_PACK
+from ..settings.packing import CPU_PACKED_METHODS, DEFAULT_GPU_PACK, DEFAULT_PACK, MAX_PACK, MAX_PACKED_IMAGES
 from ..settings.run import RunConfig, field_extra
 from ..settings.validation import excerpt, fields_of, whole_number
 from ..training.devices import DEVICE_HELP
@@ -65,10 +65,12 @@ PackOption = Annotated[
     Optional[int],
     typer.Option(
         "--pack", min=1, max=MAX_PACK, envvar=environment.PACK, show_default=False,
-        help="Train up to this many runs of one shape together in one process, as one batched computation (plain SGD, "
-        "Adam and AdamW MLP runs on at most 10,000 images; the others train alone). Each packed run's result is "
-        "bit-identical to the run alone on the CPU, and a pack counts as one of --jobs. 1: no packing. Default: "
-        f"{DEFAULT_PACK}, or fewer so that every job gets a pack. An interrupted pack's runs start over.",
+        help="Train up to this many runs of one shape together in one process, as one batched computation (MLP runs on "
+        f"at most {MAX_PACKED_IMAGES:,} images of SGD, Adam, AdamW, Ordered SGD, small-loss, DBA and dba-random; the "
+        "others train alone). Each packed run's result is bit-identical to the run alone on the CPU, and a pack counts "
+        f"as one of --jobs. 1: no packing. Default: on a CPU packs of {DEFAULT_PACK} of the methods measured faster "
+        f"packed there ({', '.join(CPU_PACKED_METHODS)}), on a GPU packs of {DEFAULT_GPU_PACK} of all; fewer so "
+        "that every job gets a pack. An interrupted pack's runs start over.",
     ),
 ]
 RayOption = Annotated[

@@ -20,7 +20,7 @@ from ..errors import ResultsNotWritable
 from ..files import finished_runs_kept, resolve_inside, write_text_atomic
 from ..recipes.planned import PlannedRun
 from ..results.format import encode_result
-from ..settings.packing import default_pack, pack_groups
+from ..settings.packing import PACKED_METHODS, default_methods, default_pack, pack_groups
 from ..results.reading import read_result
 from ..training.checkpoint import checkpoint_path
 from ..training.train import EpochRecord
@@ -72,6 +72,7 @@ class Executor:
     keep_stale: bool = False  # keep finished runs made by other code instead of rerunning them
     data_dir: str | None = None  # where every data set is read from (None: its default copy)
     pack: int | None = None  # runs per pack (training/packed.py); None: settings/packing.default_pack for the plan; 1: none
+    device_type: str = "cpu"  # where the runs train: what packs by default (settings/packing.default_methods)
 
     def execute(self, runs: list[PlannedRun], wait_for_busy: bool = False) -> Plan:
         """Run every planned run not already finished; each result is written as soon as it ends.
@@ -94,8 +95,10 @@ class Executor:
         if plan.todo:
             check_lock_folder(self.results_dir)
         remove_finished_checkpoints(plan.skipped, self.results_dir, self.reporter)
-        pack = self.pack if self.pack is not None else default_pack([p.config for p in plan.todo], self.runner.slots)
-        units = len(pack_units(plan.todo, self.results_dir, self.runner, pack))
+        configs = [planned.config for planned in plan.todo]
+        methods = PACKED_METHODS if self.pack is not None else default_methods(self.device_type)
+        pack = self.pack if self.pack is not None else default_pack(configs, self.runner.slots, self.device_type)
+        units = len(pack_units(plan.todo, self.results_dir, self.runner, pack, methods))
         note = self.runner.cap(units)
         if note:
             self.reporter.note(note)
@@ -104,10 +107,10 @@ class Executor:
         self.reporter.plan(plan.todo, plan.skipped, plan.damaged)
         if plan.stale:
             self.reporter.stale(plan.stale, self.keep_stale)
-        execute(plan.todo, plan, self.results_dir, self.reporter, currency, self.runner, wait=False, pack=pack)
+        execute(plan.todo, plan, self.results_dir, self.reporter, currency, self.runner, wait=False, pack=(pack, methods))
         if wait_for_busy:
             busy, plan.busy = plan.busy, []
-            execute(busy, plan, self.results_dir, self.reporter, currency, self.runner, wait=True, pack=pack)
+            execute(busy, plan, self.results_dir, self.reporter, currency, self.runner, wait=True, pack=(pack, methods))
         if plan.failed:
             raise RunsFailed(plan.failed)
         return plan
@@ -136,11 +139,11 @@ class RunsFailed(Exception):
 
 def execute(
     todo: list[PlannedRun], plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, runner: Runner,
-    wait: bool, pack: int = 1,
+    wait: bool, pack: tuple[int, tuple[str, ...]] = (1, ()),
 ) -> None:
     """Keep up to `runner.slots` runs (or packs of runs) in flight: lock each run, hand it to the runner, write what comes back.
 
-    Runs of one shape go in packs of up to `pack` (settings/packing.py), each
+    Runs of one shape go in packs of up to `pack` = (size, methods packed) (settings/packing.py), each
     pack one task of the runner; a run that has a checkpoint trains alone, to
     resume it. The lock is held here, in the process that writes the result,
     for as long as the run trains; a worker that dies leaves no lock behind
@@ -153,7 +156,7 @@ def execute(
     """
     by_key = {planned.key: planned for planned in todo}
     runner.open(lambda key, record: reporter.epoch_done(by_key[key], record) if key in by_key else None)
-    pending = list(reversed(pack_units(todo, results_dir, runner, pack)))
+    pending = list(reversed(pack_units(todo, results_dir, runner, *pack)))
     in_flight: dict[Future, tuple[list[PlannedRun], list[BinaryIO]]] = {}
     suspects: list[PlannedRun] = []  # in flight when a worker died: each is rerun alone to find the one that kills it
     alone: str | None = None  # the suspect now running by itself
@@ -211,7 +214,9 @@ def execute(
                 release_lock(lock)
 
 
-def pack_units(todo: list[PlannedRun], results_dir: Path, runner: Runner, pack: int) -> list[list[PlannedRun]]:
+def pack_units(
+    todo: list[PlannedRun], results_dir: Path, runner: Runner, pack: int, methods: tuple[str, ...] = PACKED_METHODS,
+) -> list[list[PlannedRun]]:
     """The runs to train as units of work: packs of one shape (settings/packing.py), and runs alone.
 
     A run with a checkpoint beside its result trains alone, so that it resumes
@@ -222,7 +227,7 @@ def pack_units(todo: list[PlannedRun], results_dir: Path, runner: Runner, pack: 
     resumed = [runner.shares_files and checkpoint_path(resolve_inside(results_dir, planned.key)).exists() for planned in todo]
     packable = [planned for planned, resume in zip(todo, resumed) if not resume]
     units = [[planned] for planned, resume in zip(todo, resumed) if resume]
-    return units + [[packable[i] for i in group] for group in pack_groups([p.config for p in packable], pack)]
+    return units + [[packable[i] for i in group] for group in pack_groups([p.config for p in packable], pack, methods)]
 
 
 def start_unit(

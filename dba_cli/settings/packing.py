@@ -23,7 +23,11 @@ from .run import RunConfig
 PACKED_METHODS = ("sgd", "adam", "adamw", "ordered", "dba", "dba-random")  # training/packed.py make_step
 MAX_PACKED_IMAGES = 10_000  # the paper's small-data recipes train on 100 to 600 images; full MNIST's 60,000 train alone
 MAX_PACK = 1024  # the bound of --pack
-DEFAULT_PACK = 16  # runs per pack unless --pack says otherwise (docs/packing.md: the measured sweet spot on one CPU thread)
+DEFAULT_PACK = 4  # runs per pack on a CPU unless --pack says otherwise (docs/packing.md: more gains nothing there)
+DEFAULT_GPU_PACK = 64  # on a GPU, where one small run leaves the device almost idle
+# Packed by default on a CPU: the methods whose packed runs were measured faster there (docs/packing.md). Plain
+# SGD, Adam and AdamW were not: their small products are already compute-bound, and a pack's weights outgrow the cache.
+CPU_PACKED_METHODS = ("ordered", "dba", "dba-random")
 
 
 def pack_key(config: RunConfig) -> tuple | None:
@@ -44,35 +48,50 @@ def pack_key(config: RunConfig) -> tuple | None:
     )
 
 
-def pack_groups(configs: list[RunConfig], pack: int) -> list[list[int]]:
-    """The runs (by position) cut into packs of at most `pack` of one key, in plan order; every other run alone.
+def pack_groups(configs: list[RunConfig], pack: int, methods: tuple[str, ...] = PACKED_METHODS) -> list[list[int]]:
+    """The runs (by position) cut into packs of at most `pack` runs of one key; every other run alone.
 
-    A pack starts where its first run is in the plan, so runs still train
-    roughly in plan order.
+    Runs of one key are split into as few packs as `pack` allows, of sizes
+    that differ by at most one (21 runs at --pack 16: 11 and 10, not 16 and 5),
+    so that packs in flight at once take about as long. A pack stands where
+    its first run is in the plan, so runs still train roughly in plan order.
+    Only runs of `methods` pack (`default_methods`).
     """
-    packs: list[list[int]] = []
-    open_packs: dict[tuple, list[int]] = {}
+    by_key: dict[tuple, list[int]] = {}
+    units: list[tuple[int, list[int]]] = []
     for position, config in enumerate(configs):
-        key = pack_key(config) if pack > 1 else None
+        key = pack_key(config) if pack > 1 and config.method in methods else None
         if key is None:
-            packs.append([position])
-            continue
-        members = open_packs.get(key)
-        if members is None or len(members) >= pack:
-            members = open_packs[key] = []
-            packs.append(members)
-        members.append(position)
-    return packs
+            units.append((position, [position]))
+        else:
+            by_key.setdefault(key, []).append(position)
+    for members in by_key.values():
+        count = -(-len(members) // pack)
+        size, extra = divmod(len(members), count)
+        start = 0
+        for k in range(count):
+            end = start + size + (1 if k < extra else 0)
+            units.append((members[start], members[start:end]))
+            start = end
+    return [members for _, members in sorted(units)]
 
 
-def default_pack(configs: list[RunConfig], slots: int) -> int:
-    """`DEFAULT_PACK`, but never so large that fewer packs than `slots` (runs in flight) are left to fill them."""
+def default_methods(device_type: str) -> tuple[str, ...]:
+    """The methods packed without --pack: on a CPU only those measured faster packed (docs/packing.md), on a GPU all."""
+    return PACKED_METHODS if device_type != "cpu" else CPU_PACKED_METHODS
+
+
+def default_pack(configs: list[RunConfig], slots: int, device_type: str = "cpu") -> int:
+    """Runs per pack without --pack: `DEFAULT_PACK` (on a GPU `DEFAULT_GPU_PACK`), never so large that fewer
+    packs than `slots` (runs in flight) are left to fill them."""
+    methods = default_methods(device_type)
     counts: dict[tuple, int] = {}
     for config in configs:
-        key = pack_key(config)
+        key = pack_key(config) if config.method in methods else None
         if key is not None:
             counts[key] = counts.get(key, 0) + 1
     if not counts:
         return 1
     largest = max(counts.values())
-    return max(1, min(DEFAULT_PACK, -(-largest // max(1, slots))))
+    ceiling = DEFAULT_PACK if device_type == "cpu" else DEFAULT_GPU_PACK
+    return max(1, min(ceiling, -(-largest // max(1, slots))))

@@ -308,7 +308,9 @@ def train_pack(
     """Train the runs `configs` together (one shape: `check_pack`); each result is what `train` gives it alone.
 
     `evaluate_at[p]` is run p's evaluation schedule as `train` takes it;
-    `on_epoch(p, record)` gets each run's epoch records as they end. A run's
+    `on_epoch(p, record)` gets each run's epoch records as they end;
+    `models_out` receives each run's trained model (a run that diverged
+    trains on with its pack: its weights are not those it stopped with alone). A run's
     `train_seconds` and `eval_seconds` are its share of the pack's (the pack's
     time over its runs).
     """
