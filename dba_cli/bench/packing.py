@@ -105,7 +105,8 @@ def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> 
 def step_gflops(pack: int, device: torch.device, batch: int = 64, hidden: int = 512, steps: int = 50) -> float:
     """GFLOP/s of packed plain-SGD steps of `pack` 784-hidden-10 MLPs (forward, backward, update; 6 x batch x weights)."""
     from ..settings.run import RunConfig
-    from ..training.packed import PackedMLP, PackedOptimizer
+    from ..training.packed import PackedOptimizer
+    from ..training.packed_model import PackedMLP
     from ..models import build_mlp
 
     configs = [RunConfig(method="sgd", lr=0.01, momentum=0.9, hidden=[hidden], batch_size=batch, seed=s) for s in range(pack)]

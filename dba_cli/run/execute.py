@@ -102,7 +102,7 @@ class Executor:
         note = self.runner.cap(units)
         if note:
             self.reporter.note(note)
-        if units < len(plan.todo):
+        if units < len(plan.todo) and self.pack is not None:  # packing by default goes unannounced (--pack's help)
             self.reporter.note(f"packing: {len(plan.todo)} runs train as {units} task(s), up to {pack} runs of one shape per pack (--pack)")
         self.reporter.plan(plan.todo, plan.skipped, plan.damaged)
         if plan.stale:

@@ -17,7 +17,7 @@ own `train()` does, so a packed run is bit-identical to the run alone
 (tests/test_packed.py checks it, losses, accuracies and weights, on this CPU):
 
 - the linear layers' forward is `baddbmm` (each slice: the run's `addmm`), and
-  their backward is written out (`PackedLinear`) as autograd computes it for
+  their backward is written out (`packed_model.PackedLinear`) as autograd computes it for
   `F.linear`: grad_W = grad^T x, grad_x = grad W, grad_b = grad summed over the batch;
 - the loss is differentiated per sample (mean over each run's batch), and the
   loss a run reports is its own `F.nll_loss`, one small call per run, because
@@ -55,55 +55,11 @@ from ..settings.run import RunConfig
 from .devices import synchronize
 from .evaluate import EVAL_CHUNK
 from .optim import cosine_factor
+from .packed_dba import DBAStep
+from .packed_model import PackedMLP
 from .ordered import kept_count, kept_fraction
 from .selection import uniform_batches
 from .train import EpochRecord, RunResult, check_dataset, label_records, new_result, prepare_data
-
-
-class PackedLinear(torch.autograd.Function):
-    """y[p] = x[p] W[p]^T + b[p] for every run p, with the backward `F.linear`'s autograd computes per run."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, weight = ctx.saved_tensors
-        needs_x, needs_weight, needs_bias = ctx.needs_input_grad
-        grad_x = torch.bmm(grad, weight) if needs_x else None
-        grad_weight = torch.bmm(grad.transpose(1, 2), x) if needs_weight else None
-        return grad_x, grad_weight, grad.sum(1) if needs_bias else None
-
-
-class PackedMLP:
-    """The pack's MLPs as stacked weights [P, out, in] and biases [P, out], from each run's own `build_model`."""
-
-    def __init__(self, models: Sequence[nn.Sequential]) -> None:
-        linears = [[m for m in model if isinstance(m, nn.Linear)] for model in models]
-        self.weights = [torch.stack([run[k].weight.detach() for run in linears]).requires_grad_() for k in range(len(linears[0]))]
-        self.biases = [torch.stack([run[k].bias.detach() for run in linears]).requires_grad_() for k in range(len(linears[0]))]
-        self.activations = [m for m in models[0] if not isinstance(m, nn.Linear)]
-
-    def parameters(self) -> list[torch.Tensor]:
-        """In each run's own order (weight, bias per layer), as its optimizer sees them."""
-        return [t for pair in zip(self.weights, self.biases) for t in pair]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        for k, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = PackedLinear.apply(x, weight, bias)
-            if k < len(self.activations):
-                x = self.activations[k](x)
-        return x
-
-    def write_back(self, models: Sequence[nn.Sequential]) -> None:
-        """Each run's trained weights into its own model (tests compare them with the run trained alone)."""
-        params = self.parameters()
-        with torch.no_grad():
-            for p, model in enumerate(models):
-                for own, packed in zip(model.parameters(), params):
-                    own.copy_(packed[p])
 
 
 def per_run(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
@@ -214,7 +170,7 @@ def stack_data(datas) -> PackData:
 
 
 @torch.inference_mode()
-def packed_logits(model: PackedMLP, x: torch.Tensor, runs: torch.Tensor | None = None, chunk: int = EVAL_CHUNK) -> torch.Tensor:
+def packed_logits(model: PackedMLP, x: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
     """Every run's logits on a set shared by the pack ([N, ...]) or its own ([P, N, ...]), in `evaluate`'s chunks."""
     parts = []
     count = len(model.weights[0])
@@ -285,8 +241,6 @@ def make_step(configs: Sequence[RunConfig], model: nn.Module):
     """The pack's step for its method (settings/packing.py PACKED_METHODS); `model` is one run's, for its layer names."""
     method = configs[0].method
     if method in ("dba", "dba-random"):
-        from .packed_dba import DBAStep
-
         return DBAStep(configs, model)
     return OrderedStep(configs, model) if method == "ordered" else PlainStep(configs, model)
 

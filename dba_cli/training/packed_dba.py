@@ -29,7 +29,7 @@ from ..dba.gram_linear import linear_subset_grads
 from ..dba.search import greedy_search_many, noise_rtol
 from ..seeding import derive_seed
 from ..settings.run import RunConfig
-from .packed import PackedLinear, PackedMLP
+from .packed_model import PackedLinear, PackedMLP
 
 
 class DBAStep:
