@@ -43,7 +43,7 @@ test-fast:  ## the tests without the slow ones (subprocesses, the Ray cluster, w
 test-cuda:  ## only the CUDA tests
 	$(PY) -m pytest -q -m cuda
 
-gpu-check:  ## on a machine with a GPU, in under 8 minutes: CUDA tests, step benchmarks, a timed reproduction with --jobs 1 and 4, CUDA against CPU; figures in results/gpu/
+gpu-check:  ## on a machine with a GPU, in about 10 minutes: CUDA tests, step benchmarks, a timed reproduction with --jobs 1 and 4, packs of 1/8/32/128 runs, CUDA against CPU; figures in results/gpu/
 	bash .ci/gpu-check $(RESULTS)/gpu
 
 fuzz:  ## the property-based fuzz tests with 2000 random inputs each (the suite uses 150), and 666 + 50 mutated result files through dba table and dba plot

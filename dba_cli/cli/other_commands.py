@@ -249,6 +249,8 @@ def bench_pack(
     packs: Annotated[str, typer.Option(help="Comma-separated pack sizes; the first is the reference the others are checked against.")] = "1,16",
     gflops_packs: Annotated[str, typer.Option(help="Pack sizes whose packed SGD step's GFLOP/s is measured against a large matmul ('' for none).")] = "1,8,16,32",
     jobs: Annotated[int, typer.Option(min=1, help="Runs (or packs) trained at once, each in its own worker process.")] = 1,
+    epochs: Annotated[Optional[int], typer.Option(min=1, max=10_000, show_default=False,
+                                                 help="Train each run this many epochs (default: the recipe's), for a shorter check.")] = None,
     device: DeviceOption = "cpu",
     threads: ThreadsOption = 1,
 ) -> None:
@@ -264,7 +266,7 @@ def bench_pack(
         rate_sizes = parse_ints(gflops_packs, "--gflops-packs") if gflops_packs.strip() else []
         torch_device = resolve_device(device)
         set_threads(threads)
-        planned = family_runs(tune.candidate_runs(load_recipe(recipe)), family, runs)
+        planned = family_runs(tune.candidate_runs(load_recipe(recipe)), family, runs, epochs)
         if len(planned) < 2:
             raise typer.BadParameter(f"{recipe} has {len(planned)} tuning run(s) of family {family!r}: name a family it tunes")
 
@@ -276,7 +278,8 @@ def bench_pack(
         with make_progress() as progress:
             task = progress.add_task("benchmark", total=len(sizes), status="", unit="grids")
             timings = time_grids(planned, sizes, runner, on_grid=lambda: progress.advance(task))
-        typer.echo(f"{recipe}, family {family}: {len(planned)} tuning runs, --jobs {jobs}, --threads {threads}, {device}\n")
+        length = f"{planned[0].config.epochs} epochs" + ("" if epochs is None else " (--epochs)")
+        typer.echo(f"{recipe}, family {family}: {len(planned)} tuning runs of {length}, --jobs {jobs}, --threads {threads}, {device}\n")
         typer.echo(grid_table(timings, len(planned), jobs))
         if rate_sizes:
             typer.echo("")

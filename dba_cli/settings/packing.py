@@ -23,11 +23,12 @@ from .run import RunConfig
 PACKED_METHODS = ("sgd", "adam", "adamw", "ordered", "dba", "dba-random")  # training/packed.py make_step
 MAX_PACKED_IMAGES = 10_000  # the paper's small-data recipes train on 100 to 600 images; full MNIST's 60,000 train alone
 MAX_PACK = 1024  # the bound of --pack
-DEFAULT_PACK = 4  # runs per pack on a CPU unless --pack says otherwise (docs/packing.md: more gains nothing there)
+DEFAULT_PACK = 16  # runs per pack on a CPU unless --pack says otherwise (docs/packing.md)
 DEFAULT_GPU_PACK = 64  # on a GPU, where one small run leaves the device almost idle
 # Packed by default on a CPU: the methods whose packed runs were measured faster there (docs/packing.md). Plain
-# SGD, Adam and AdamW were not: their small products are already compute-bound, and a pack's weights outgrow the cache.
-CPU_PACKED_METHODS = ("ordered", "dba", "dba-random")
+# SGD, Adam, AdamW and Ordered SGD were not: their small products are already compute-bound, and a pack's
+# weights outgrow the cache; DBA's step has more small operations for a pack to share.
+CPU_PACKED_METHODS = ("dba", "dba-random")
 
 
 def pack_key(config: RunConfig) -> tuple | None:
