@@ -418,14 +418,17 @@ def warm_up(datasets: tuple[str, ...], engine: bool) -> None:
 
 
 def warm_search() -> None:
-    """Load (or compile, and cache) DBA's search for float32 Gram matrices, the type a float32 model's search reads."""
+    """Load (or compile, and cache) DBA's search for float32 Gram matrices, the type a float32 model's search reads:
+    one matrix at a time (a run alone) and a pack's at once (training/packed_dba.py)."""
     import numpy as np
 
     from ..dba.config import DBAConfig
-    from ..dba.search import greedy_search, noise_rtol
+    from ..dba.search import greedy_search, greedy_search_many, noise_rtol
 
     eps = float(np.finfo(np.float32).eps)
-    greedy_search(np.eye(2, dtype=np.float32), DBAConfig(metric="variance", direction="minimize", min_size=1), noise_rtol(eps))
+    config = DBAConfig(metric="variance", direction="minimize", min_size=1)
+    greedy_search(np.eye(2, dtype=np.float32), config, noise_rtol(eps))
+    greedy_search_many(np.eye(2, dtype=np.float32)[None], [config], noise_rtol(eps))
 
 
 def worker_device() -> torch.device:
