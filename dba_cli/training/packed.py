@@ -59,7 +59,7 @@ from .packed_dba import DBAStep
 from .packed_model import PackedMLP
 from .ordered import kept_count, kept_fraction
 from .selection import uniform_batches
-from .train import EpochRecord, RunResult, check_dataset, label_records, new_result, prepare_data
+from .train import EpochRecord, RunResult, check_dataset, kept_summary, label_records, new_result, prepare_data
 
 
 def per_run(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
@@ -192,12 +192,6 @@ def class_accuracy_of(logits: torch.Tensor, y: torch.Tensor, classes: int = 10) 
     return [100.0 * float((predicted[y == c] == c).double().mean()) for c in range(classes)]
 
 
-def kept_summary(sizes: dict[str, list[int]]) -> dict[str, dict[str, float]] | None:
-    """Each layer's kept subset size over an epoch's steps (mean, min, max), as `train_epoch` summarises it alone."""
-    summary = {layer: {"mean": sum(v) / len(v), "min": min(v), "max": max(v)} for layer, v in sizes.items()}
-    return summary or None
-
-
 class PlainStep:
     """SGD, Adam, AdamW: each run's gradient of its mean loss over its batch."""
 
@@ -314,7 +308,7 @@ def train_pack(
         due = [p for p in active if epoch == first.epochs or not math.isfinite(train_losses[p])
                or schedules[p] is None or epoch in schedules[p]]
         evaluated = evaluate_runs(model, data, due) if due else {}
-        eval_seconds = (time.perf_counter() - trained) / count
+        eval_seconds = (time.perf_counter() - trained) / max(1, len(due))  # shared by the runs evaluated
         for p in list(active):
             test_loss, test_accuracy, val_loss, val_accuracy = evaluated.get(p, (None, None, None, None))
             record = EpochRecord(
@@ -327,6 +321,8 @@ def train_pack(
             if not math.isfinite(train_losses[p]):
                 results[p].diverged_at_epoch = epoch
                 active.remove(p)
+        if not active:  # every run diverged: nothing left to record
+            break
     imbalanced = [p for p in range(count) if configs[p].imbalance != 1.0 and results[p].diverged_at_epoch is None]
     if imbalanced:
         logits = packed_logits(model, data.x_test)

@@ -247,11 +247,13 @@ def train_epoch(
         count += covered
         for layer, size in (kept or {}).items():
             kept_sizes.setdefault(layer, []).append(size)
-    summary = {
-        layer: {"mean": sum(sizes) / len(sizes), "min": min(sizes), "max": max(sizes)}
-        for layer, sizes in kept_sizes.items()
-    }
-    return total.item() / count, summary or None
+    return total.item() / count, kept_summary(kept_sizes)
+
+
+def kept_summary(sizes: dict[str, list[int]]) -> dict[str, dict[str, float]] | None:
+    """Each layer's kept subset size over an epoch's steps (mean, min, max); None for a method that keeps every sample."""
+    summary = {layer: {"mean": sum(v) / len(v), "min": min(v), "max": max(v)} for layer, v in sizes.items()}
+    return summary or None
 
 
 def train(
