@@ -10,9 +10,11 @@ import torch
 from typer.testing import CliRunner
 
 from dba_cli.cli import app
-from dba_cli.settings.packing import DEFAULT_GPU_PACK, DEFAULT_PACK, MAX_PACKED_IMAGES, default_pack, pack_groups, pack_key
+from dba_cli.settings.packing import (
+    DEFAULT_GPU_PACK, DEFAULT_PACK, MAX_PACKED_IMAGES, PACKED_METHODS, default_pack, pack_groups, pack_key,
+)
 from dba_cli.settings.run import RunConfig
-from dba_cli.training.packed import train_pack
+from dba_cli.training.packed import PACKED_STEPS, train_pack
 from dba_cli.training.train import train
 from tests.parallel_helpers import dba_process, kill_group, result_files, wait_for
 from tests.test_recipes import write
@@ -108,6 +110,10 @@ def test_packed_adam_based_dba_is_bit_identical_to_alone(mnist):
     configs = [RunConfig(method="dba", base="adamw", lr=lr, seed=seed, dba=dict(min_size=6), **COMMON)
                for seed, lr in enumerate((1e-3, 3e-3))]
     assert_alone_equals_packed(configs, mnist)
+
+
+def test_every_packed_method_has_a_packed_step():
+    assert set(PACKED_STEPS) == set(PACKED_METHODS)
 
 
 def test_what_packs_together():

@@ -231,12 +231,16 @@ class OrderedStep:
         return detached.mean(dim=1), None
 
 
+# Each packed method's step (settings/packing.py PACKED_METHODS names the same methods; tests/test_packed.py checks it).
+PACKED_STEPS = {"sgd": PlainStep, "adam": PlainStep, "adamw": PlainStep, "ordered": OrderedStep, "dba": DBAStep, "dba-random": DBAStep}
+
+
 def make_step(configs: Sequence[RunConfig], model: nn.Module):
     """The pack's step for its method (settings/packing.py PACKED_METHODS); `model` is one run's, for its layer names."""
     method = configs[0].method
-    if method in ("dba", "dba-random"):
-        return DBAStep(configs, model)
-    return OrderedStep(configs, model) if method == "ordered" else PlainStep(configs, model)
+    if method not in PACKED_STEPS:
+        raise ValueError(f"method {method!r} has no packed step (settings/packing.py PACKED_METHODS lists it by mistake)")
+    return PACKED_STEPS[method](configs, model)
 
 
 def check_pack(configs: Sequence[RunConfig]) -> None:
