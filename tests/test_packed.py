@@ -17,6 +17,7 @@ from dba_cli.settings.run import RunConfig
 from dba_cli.training.packed import PACKED_STEPS, train_pack
 from dba_cli.training.train import train
 from tests.parallel_helpers import dba_process, kill_group, result_files, wait_for
+from tests.test_parallel import GRID as PARALLEL_GRID
 from tests.test_recipes import write
 
 CPU = torch.device("cpu")
@@ -138,17 +139,7 @@ def test_what_packs_together():
     assert [len(members) for members in pack_groups(dba, 16)] == [11, 10]  # balanced, not 16 and 5
 
 
-GRID = """\
-name: packs
-data: 5-per-class
-model: {hidden: [32]}
-training: {epochs: EPOCHS, batch_size: 10}
-seeds: SEEDS
-methods:
-  sgd: {method: sgd, lr: 0.1}
-  adam: {method: adam, lr: 0.001}
-  dba: {method: dba, lr: 0.1, dba: {metric: variance, direction: minimize, min_size: 5}}
-"""
+GRID = PARALLEL_GRID.replace("name: grid", "name: packs") + "  adam: {method: adam, lr: 0.001}\n"  # sgd, dba and adam
 
 
 def grid(tmp_path, epochs: int, seeds: int) -> str:

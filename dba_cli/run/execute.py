@@ -98,19 +98,22 @@ class Executor:
         configs = [planned.config for planned in plan.todo]
         methods = PACKED_METHODS if self.pack is not None else default_methods(self.device_type)
         pack = self.pack if self.pack is not None else default_pack(configs, self.runner.slots, self.device_type)
-        units = len(pack_units(plan.todo, self.results_dir, self.runner, pack, methods))
-        note = self.runner.cap(units)
+        units = pack_units(plan.todo, self.results_dir, self.runner, pack, methods)
+        note = self.runner.cap(len(units))
         if note:
             self.reporter.note(note)
-        if units < len(plan.todo) and self.pack is not None:  # packing by default goes unannounced (--pack's help)
-            self.reporter.note(f"packing: {len(plan.todo)} runs train as {units} task(s), up to {pack} runs of one shape per pack (--pack)")
+        if len(units) < len(plan.todo) and self.pack is not None:  # packing by default goes unannounced (--pack's help)
+            self.reporter.note(
+                f"packing: {len(plan.todo)} runs train as {len(units)} task(s), up to {pack} runs of one shape per pack (--pack)"
+            )
         self.reporter.plan(plan.todo, plan.skipped, plan.damaged)
         if plan.stale:
             self.reporter.stale(plan.stale, self.keep_stale)
-        execute(plan.todo, plan, self.results_dir, self.reporter, currency, self.runner, wait=False, pack=(pack, methods))
+        execute(units, plan, self.results_dir, self.reporter, currency, self.runner, wait=False)
         if wait_for_busy:
             busy, plan.busy = plan.busy, []
-            execute(busy, plan, self.results_dir, self.reporter, currency, self.runner, wait=True, pack=(pack, methods))
+            busy_units = pack_units(busy, self.results_dir, self.runner, pack, methods)
+            execute(busy_units, plan, self.results_dir, self.reporter, currency, self.runner, wait=True)
         if plan.failed:
             raise RunsFailed(plan.failed)
         return plan
@@ -138,14 +141,13 @@ class RunsFailed(Exception):
 
 
 def execute(
-    todo: list[PlannedRun], plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, runner: Runner,
-    wait: bool, pack: tuple[int, tuple[str, ...]] = (1, ()),
+    units: list[list[PlannedRun]], plan: Plan, results_dir: Path, reporter: Reporter, currency: Currency, runner: Runner,
+    wait: bool,
 ) -> None:
-    """Keep up to `runner.slots` runs (or packs of runs) in flight: lock each run, hand it to the runner, write what comes back.
+    """Keep up to `runner.slots` units in flight: lock each unit's runs, hand them to the runner, write what comes back.
 
-    Runs of one shape go in packs of up to `pack` = (size, methods packed) (settings/packing.py), each
-    pack one task of the runner; a run that has a checkpoint trains alone, to
-    resume it. The lock is held here, in the process that writes the result,
+    A unit is one run, or a pack of runs of one shape (`pack_units`), one task
+    of the runner. The lock is held here, in the process that writes the result,
     for as long as the run trains; a worker that dies leaves no lock behind
     (the kernel drops it with this process, or `finish` releases it). A worker
     that dies outright breaks a process pool and fails every run in flight
@@ -154,9 +156,9 @@ def execute(
     a user error stops the runner's workers at once (runs in flight keep their
     last checkpoint; a pack's runs start over) and is raised again.
     """
-    by_key = {planned.key: planned for planned in todo}
+    by_key = {planned.key: planned for unit in units for planned in unit}
     runner.open(lambda key, record: reporter.epoch_done(by_key[key], record) if key in by_key else None)
-    pending = list(reversed(pack_units(todo, results_dir, runner, *pack)))
+    pending = list(reversed(units))
     in_flight: dict[Future, tuple[list[PlannedRun], list[BinaryIO]]] = {}
     suspects: list[PlannedRun] = []  # in flight when a worker died: each is rerun alone to find the one that kills it
     alone: str | None = None  # the suspect now running by itself

@@ -9,11 +9,11 @@ own. Only small runs pack: a pack keeps no checkpoint (killed, its runs start
 over), so runs on more than `MAX_PACKED_IMAGES` training images train alone,
 checkpointed as always.
 
-Not packed (they train alone, as before): the CNN, DBA and its random-composition
-control, and the peers. Each of those computes per-sample or per-layer work
-whose structure differs between runs of one grid (the peers' batches depend on
-each run's own losses; DBA's kept subsets differ per run and per layer), so
-it would need its own batched engine; docs/packing.md says what they would take.
+Packed: plain SGD, Adam and AdamW, Ordered SGD and small-loss, DBA and
+its random-composition control (`PACKED_METHODS`, each with its step in
+training/packed.py). Not packed (they train alone, as before): the CNN, and
+online batch selection and importance sampling, whose batches are drawn from
+each run's own latest losses; docs/packing.md says why.
 """
 
 from __future__ import annotations

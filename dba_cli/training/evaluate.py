@@ -23,6 +23,11 @@ EVAL_CHUNK = 1024
 def class_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int = 10, chunk: int = EVAL_CHUNK) -> list[float]:
     """Accuracy (in %) on each class's samples of a whole set (the rare classes of a long-tailed subset)."""
     predicted = torch.cat([model(x[start : start + chunk]).argmax(dim=1) for start in range(0, len(y), chunk)])
+    return accuracy_per_class(predicted, y, classes)
+
+
+def accuracy_per_class(predicted: torch.Tensor, y: torch.Tensor, classes: int = 10) -> list[float]:
+    """Accuracy (in %) on each class's samples, from the predicted classes (a packed run's too: training/packed.py)."""
     return [100.0 * float((predicted[y == c] == c).double().mean()) for c in range(classes)]
 
 
@@ -30,6 +35,11 @@ def class_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = EVAL_CHUNK) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (in %) on a whole set."""
     logits = torch.cat([model(x[start : start + chunk]) for start in range(0, len(y), chunk)])
+    return loss_and_accuracy(logits, y)
+
+
+def loss_and_accuracy(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (in %) from a whole set's logits, reduced in one call (a packed run's too)."""
     loss = F.cross_entropy(logits, y, reduction="sum")
     correct = (logits.argmax(dim=1) == y).sum()
     return loss.item() / len(y), 100.0 * correct.item() / len(y)

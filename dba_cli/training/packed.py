@@ -53,7 +53,7 @@ from ..seeding import derive_seed
 from ..settings.packing import pack_key
 from ..settings.run import RunConfig
 from .devices import synchronize
-from .evaluate import EVAL_CHUNK
+from .evaluate import EVAL_CHUNK, accuracy_per_class, loss_and_accuracy
 from .optim import cosine_factor
 from .packed_dba import DBAStep
 from .packed_model import PackedMLP
@@ -62,9 +62,9 @@ from .selection import uniform_batches
 from .train import EpochRecord, RunResult, check_dataset, kept_summary, label_records, new_result, prepare_data
 
 
-def per_run(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
-    """One float per run as a tensor that broadcasts over a stacked parameter like `like` ([P, 1, ...])."""
-    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *([1] * (like.dim() - 1)))
+def broadcast(per_run: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A tensor of one value per run ([P]) viewed to broadcast over a stacked parameter like `like` ([P, 1, ...])."""
+    return per_run.view(-1, *([1] * (like.dim() - 1)))
 
 
 class PackedOptimizer:
@@ -81,14 +81,21 @@ class PackedOptimizer:
         self.total_steps = total_steps
         self.step_count = 0
         self.optimizer = configs[0].optimizer  # one per pack: part of its key
-        if self.optimizer == "sgd":
+        if self.optimizer == "sgd":  # the per-run scalars that do not change, as tensors shaped for each parameter
             self.momentum_buffers: list[torch.Tensor | None] = [None] * len(params)
+            self.weight_decay = self._per_param([c.weight_decay for c in configs]) if any(c.weight_decay for c in configs) else None
+            self.momentum = self._per_param([c.momentum for c in configs]) if configs[0].momentum != 0 else None
         else:
             self.exp_avgs = [torch.zeros_like(p) for p in params]
             self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
             step_dtype = torch.float32  # what torch.optim's fused Adam keeps its step counts in
             self.steps = [[torch.zeros((), dtype=step_dtype, device=p.device) for p in params] for _ in configs]
             self.groups = self._adam_groups()
+
+    def _per_param(self, values: list[float]) -> list[torch.Tensor]:
+        """One float per run, as a tensor that broadcasts over each parameter (`broadcast`)."""
+        per_run = torch.tensor(values, dtype=self.params[0].dtype, device=self.params[0].device)
+        return [broadcast(per_run, param) for param in self.params]
 
     def _adam_groups(self) -> list[list[int]]:
         """Runs with equal Adam hyperparameters (and schedule), which one fused call may step together."""
@@ -112,20 +119,19 @@ class PackedOptimizer:
     @torch.no_grad()
     def _sgd_step(self) -> None:
         """torch.optim.SGD's single-tensor step (its CPU default), each scalar a per-run tensor."""
-        first = self.configs[0]
+        neg_lr = torch.tensor([-self.lr(c) for c in self.configs], dtype=self.params[0].dtype, device=self.params[0].device)
         for i, param in enumerate(self.params):
             grad = param.grad
-            if first.weight_decay != 0 or any(c.weight_decay != 0 for c in self.configs):
-                grad = torch.addcmul(grad, param, per_run([c.weight_decay for c in self.configs], param))
-            if first.momentum != 0:  # the key holds whether momentum is used, and Nesterov
-                momentum = per_run([c.momentum for c in self.configs], param)
+            if self.weight_decay is not None:
+                grad = torch.addcmul(grad, param, self.weight_decay[i])
+            if self.momentum is not None:  # the key holds whether momentum is used, and Nesterov
                 buf = self.momentum_buffers[i]
                 if buf is None:
                     buf = self.momentum_buffers[i] = grad.detach().clone()
                 else:
-                    buf.mul_(momentum).add_(grad)
-                grad = torch.addcmul(grad, buf, momentum) if first.nesterov else buf
-            param.addcmul_(grad, per_run([-self.lr(c) for c in self.configs], param))
+                    buf.mul_(self.momentum[i]).add_(grad)
+                grad = torch.addcmul(grad, buf, self.momentum[i]) if self.configs[0].nesterov else buf
+            param.addcmul_(grad, broadcast(neg_lr, param))
 
     @torch.no_grad()
     def _adam_step(self) -> None:
@@ -178,18 +184,6 @@ def packed_logits(model: PackedMLP, x: torch.Tensor, chunk: int = EVAL_CHUNK) ->
         part = x[..., start : start + chunk, :]
         parts.append(model(part.expand(count, *part.shape) if part.dim() == 2 else part))
     return torch.cat(parts, dim=1)
-
-
-def loss_and_accuracy(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """One run's mean cross-entropy and accuracy (in %), reduced as `evaluate` reduces them."""
-    loss = F.cross_entropy(logits, y, reduction="sum")
-    correct = (logits.argmax(dim=1) == y).sum()
-    return loss.item() / len(y), 100.0 * correct.item() / len(y)
-
-
-def class_accuracy_of(logits: torch.Tensor, y: torch.Tensor, classes: int = 10) -> list[float]:
-    predicted = logits.argmax(dim=1)
-    return [100.0 * float((predicted[y == c] == c).double().mean()) for c in range(classes)]
 
 
 class PlainStep:
@@ -274,8 +268,7 @@ def train_pack(
     datas = [prepare_data(dataset, configs[0], device)]
     test = (datas[0].x_test, datas[0].y_test)  # one copy of the test set for the whole pack
     datas += [prepare_data(dataset, config, device, test) for config in configs[1:]]
-    sizes = {(len(d.indices), None if d.x_val is None else len(d.x_val)) for d in datas}
-    if len(sizes) > 1:  # folds of unequal size: each size trains as its own pack
+    if len({split_sizes(d) for d in datas}) > 1:  # folds of unequal size: each size trains as its own pack
         return split_by_size(configs, datas, dataset, device, on_epoch, schedules, models_out)
     data = stack_data(datas)
     models = [build_model(c.architecture, c.hidden, c.channels, c.activation, c.seed).to(device) for c in configs]
@@ -331,7 +324,7 @@ def train_pack(
     if imbalanced:
         logits = packed_logits(model, data.x_test)
         for p in imbalanced:
-            results[p].final_class_accuracy = class_accuracy_of(logits[p], data.y_test)
+            results[p].final_class_accuracy = accuracy_per_class(logits[p].argmax(dim=1), data.y_test)
     if models_out is not None:
         model.write_back(models)
         models_out.extend(models)
@@ -352,11 +345,16 @@ def evaluate_runs(model: PackedMLP, data: PackData, runs: list[int]) -> dict[int
     return out
 
 
+def split_sizes(data) -> tuple[int, int | None]:
+    """(training images, validation images or None) of one run's data: runs of one pack need the same."""
+    return len(data.indices), None if data.x_val is None else len(data.x_val)
+
+
 def split_by_size(configs, datas, dataset, device, on_epoch, schedules, models_out) -> list[RunResult]:
     """Train runs whose subsets differ in size (k folds of an uneven subset) as one pack per size, in order."""
     by_size: dict[tuple, list[int]] = {}
     for p, d in enumerate(datas):
-        by_size.setdefault((len(d.indices), None if d.x_val is None else len(d.x_val)), []).append(p)
+        by_size.setdefault(split_sizes(d), []).append(p)
     results: list[RunResult | None] = [None] * len(configs)
     outs: dict[int, nn.Module] = {}
     for members in by_size.values():

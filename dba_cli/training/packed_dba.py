@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..dba.engine import _kept_to_device  # the engine's own: every run's and layer's indices in one copy
 from ..dba.gram_linear import linear_subset_grads
 from ..dba.search import greedy_search_many, noise_rtol
 from ..seeding import derive_seed
@@ -52,13 +53,14 @@ class DBAStep:
             reported = torch.stack([F.nll_loss(log_probs[p], targets[p], reduction="sum") / batch for p in range(self.count)])
             grams = torch.stack([gram(a, delta) for a, delta in zip(layer_inputs, deltas)], dim=1)  # [P, layers, B, B]
             masks = self.search(grams)
-            subsets = kept_indices(masks, inputs.device)
+            count, layers = masks.shape[:2]
+            selections = _kept_to_device(list(masks.reshape(count * layers, batch)), [inputs.device] * (count * layers))
             kept = [{} for _ in range(self.count)]
             for k, (a, delta, weight, bias) in enumerate(zip(layer_inputs, deltas, model.weights, model.biases)):
                 weight.grad = torch.empty_like(weight)
                 bias.grad = torch.empty_like(bias)
                 for p in range(self.count):
-                    indices, size = subsets[p][k]
+                    indices, size = selections[p * layers + k]
                     divisor = size if self.configs[p].reduction == "mean" else batch
                     grad_w, grad_b = linear_subset_grads(a[p], delta[p], indices, divisor)
                     weight.grad[p].copy_(grad_w)
@@ -79,24 +81,6 @@ class DBAStep:
                     masks[p, k] = False
                     masks[p, k, torch.randperm(batch, generator=generator)[:size].numpy()] = True
         return masks
-
-
-def kept_indices(masks: np.ndarray, device: torch.device) -> list[list[tuple[torch.Tensor | None, int]]]:
-    """(indices of the kept samples on `device`, or None when all are kept; count) per run and layer.
-
-    All of them travel in one tensor, split there into views, as the engine's
-    `_kept_to_device` does for one run's layers: on a GPU one copy per step,
-    not one per run and layer.
-    """
-    count, layers, batch = masks.shape
-    sizes = masks.sum(axis=2)
-    partial = sizes < batch
-    flat = torch.from_numpy(np.flatnonzero(masks[partial].reshape(-1)) % batch).to(device)
-    parts = iter(flat.split(sizes[partial].tolist()))
-    return [
-        [(next(parts), int(sizes[p, k])) if partial[p, k] else (None, batch) for k in range(layers)]
-        for p in range(count)
-    ]
 
 
 def forward_with_capture(model: PackedMLP, inputs: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
