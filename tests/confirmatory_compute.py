@@ -40,6 +40,7 @@ from dba_cli.recipes.loading import load_recipe
 from dba_cli.recipes.protocol import declaration
 from dba_cli.recipes.recipe import Recipe
 from dba_cli.results.reading import finished_results
+from dba_cli.settings.packing import default_methods, pack_key
 from dba_cli.settings.roles import TUNED_ROLES
 from dba_cli.settings.run import fold_size
 from dba_cli.settings.subsets import TRAIN_SIZE, parse_subset
@@ -107,6 +108,10 @@ def kind(method: str) -> str:
 # relative to it (`dba bench step --batch-sizes 50,256 --threads 1`, batch 50, docs/peers.md), the random control
 # at DBA's step times its measured cost relative to DBA's (1.26 / 1.13).
 STEP_FACTOR = {"ordered": 1.18, "online": 1.58, "importance": 2.13, "dba-random": 1.26 / 1.13}
+# Packed training on a CPU (settings/packing.py default_methods: DBA and dba-random only, up to 16 per pack): the
+# measured speed-up of a real grid at pack 16, `dba bench pack mnist-1pct --family dba --runs 48 --packs 1,4,16
+# --jobs 2` (docs/packing.md). The committed runs trained alone, so their rates are a run alone's.
+PACK_SPEEDUP = 1.16
 
 
 def makefile_lists(text: str) -> dict[str, list[str]]:
@@ -119,22 +124,11 @@ def makefile_lists(text: str) -> dict[str, list[str]]:
     return found
 
 
-def holdout_lists(text: str) -> list[str]:
-    """The lists whose `for recipe in $(LIST)` loop runs `dba tune ... --validation holdout` (in the same target)."""
-    found = []
-    for block in text.split("\n\n"):
-        if "--validation holdout" in block:
-            found += re.findall(r"for recipe in \$\(([A-Z_]+)\)", block)
-    return found
-
-
 def scope(lists: dict[str, list[str]], makefile: str) -> dict[str, set[str]]:
     """Per recipe, the studies paper-tables runs on it (paper-tables-steps, fair-comparison, beyond-mnist, convergence).
 
-    The holdout sensitivity variant: wherever the Makefile runs it, and on
-    every data-scarce recipe of the declaration's primary test-accuracy
-    hypotheses (the declaration promises it there, whether or not the
-    Makefile runs it yet).
+    The holdout sensitivity variant: on the Makefile's HOLDOUT list (its
+    data-scarce recipes; a full recipe has no variant).
     """
     studies: dict[str, set[str]] = {}
 
@@ -148,10 +142,7 @@ def scope(lists: dict[str, list[str]], makefile: str) -> dict[str, set[str]]:
     add(lists["BEYOND_ABLATE"], "ablate")
     add(lists.get("NOISY", []) + lists.get("IMBALANCED", []), "reproduce", "tune")
     add(lists["CONVERGE"], "converge")
-    add([h.recipe for h in declaration().hypotheses.primary if h.quantity == "test_accuracy"
-         and tune.scarce(load_recipe(h.recipe))], "holdout")
-    for name in holdout_lists(makefile):
-        add([recipe for recipe in lists[name] if tune.scarce(load_recipe(recipe))], "holdout")  # full: no variant
+    add([recipe for recipe in lists.get("HOLDOUT", []) if tune.scarce(load_recipe(recipe))], "holdout")
     return studies
 
 
@@ -276,8 +267,14 @@ def cost(runs: list, rates: dict[str, Rate]) -> Cost:
         total.steps += steps
         total.evaluations += evaluations
         images = evaluations * (TEST_IMAGES + validation_images(config))
-        total.seconds += steps * rate.step(config.batch_size) * STEP_FACTOR.get(config.method, 1.0) + images * rate.image
+        seconds = steps * rate.step(config.batch_size) * STEP_FACTOR.get(config.method, 1.0) + images * rate.image
+        total.seconds += seconds / (PACK_SPEEDUP if packs_on_cpu(config) else 1.0)
     return total
+
+
+def packs_on_cpu(config) -> bool:
+    """Whether a grid on a CPU packs this run by default (`--pack` unset: settings/packing.py)."""
+    return config.method in default_methods("cpu") and pack_key(config) is not None
 
 
 def row(study: str, costs: list[Cost], note: str = "") -> Row:
@@ -368,9 +365,13 @@ def recipe_rows(recipe: Recipe, studies: set[str], rates: dict[str, Rate]) -> li
     if "ablate" in studies:
         rows.append(row("ablate", [cost(ablate.ablation_runs(recipe), rates)], "variants x design seeds"))
     if "protocol" in studies:
-        runs = protocol.default_runs(recipe) + protocol.protocol_runs(recipe)
-        rows.append(row("protocol diagnostics", [cost(runs, rates)],
-                        "the recipe's current tuned methods x variants x design seeds"))
+        try:
+            runs = protocol.default_runs(recipe) + protocol.protocol_runs(recipe)
+        except ConfigError:  # no tuned methods yet: the diagnostics vary them, so they are planned after the choices
+            rows.append(Row("protocol diagnostics", note="not plannable before the tuned methods are chosen"))
+        else:
+            rows.append(row("protocol diagnostics", [cost(runs, rates)],
+                            "the recipe's current tuned methods x variants x design seeds"))
     if "reproduce" in studies:
         tuned = "tune" in studies  # then its tuned rows are the reported best above, not planned twice
         untuned = [p for p in recipe.runs() if p.role not in TUNED_ROLES or not tuned]
@@ -501,8 +502,8 @@ def assumptions(lists: dict[str, list[str]], decl) -> list[str]:
         f"tune, protocol; BEYOND_ABLATE {' '.join(lists['BEYOND_ABLATE']) or '(empty)'}; NOISY and IMBALANCED "
         f"{' '.join(lists.get('NOISY', []) + lists.get('IMBALANCED', []))}: reproduce, tune; CONVERGE "
         f"{' '.join(lists['CONVERGE'])}), and the holdout sensitivity variant (`dba tune --validation holdout`: tuning, "
-        "and its own reported best and runners-up, which always train afresh under tune-holdout/) wherever the "
-        "Makefile runs it and on the scarce recipes of the declaration's primary hypotheses. `make foundation` "
+        f"and its own reported best and runners-up, which always train afresh under tune-holdout/) on HOLDOUT "
+        f"{' '.join(lists.get('HOLDOUT', [])) or '(empty)'}. `make foundation` "
         "(4 `dba run`s, about a CPU-minute, kept when their files exist) is left out.",
         f"- Plans: the studies' own functions with the declared grids (budget {decl.budget} per family, shared axes "
         f"included), {decl.seeds.tuning.count} tuning, {decl.seeds.design.count} design and {decl.seeds.reported.count} "
@@ -512,8 +513,11 @@ def assumptions(lists: dict[str, list[str]], decl) -> list[str]:
         "costs the mean of its grid's candidates; the costliest column takes each family's costliest candidate "
         "(batch 25 rather than 50 doubles the steps). Edge extensions are counted at their maximum, "
         f"{decl.edge.max_extensions} per family of every search; they never step a shared axis (batch size).",
-        "- Protocol diagnostics use the recipes' current tuned methods; width variants are costed at the fitted "
-        "(512-unit) rate, so width 1024 is underestimated and 128 overestimated.",
+        "- Protocol diagnostics use the recipes' current tuned methods (none before the choices are pasted: then "
+        "they cost nothing here; under the previous protocol they were 0.18 core-h in all); width variants are "
+        "costed at the fitted (512-unit) rate, so width 1024 is underestimated and 128 overestimated.",
+        f"- Packing (on a CPU, DBA and dba-random runs of MLP recipes up to 10,000 images): their seconds divided by "
+        f"{PACK_SPEEDUP}, the measured speed-up at pack 16 (docs/packing.md); every other run trains alone.",
         "- Steps = epochs x ceil(training images / batch size), every planned epoch trained (no run diverges early). "
         f"Training images: the subset, less the validation fold for fold runs; full recipes {TRAIN_SIZE:,} less the "
         "held-out split.",

@@ -116,6 +116,7 @@ class Declaration(Strict):
     seeds: Seeds
     validation: Validation = Field(default_factory=Validation)
     budget: Int = Field(ge=1, le=1000)
+    secondary_budget: Int | None = Field(None, ge=1, le=1000)  # K on recipes outside the primary hypotheses; None: budget
     shared_axes: dict[Literal["batch_size", "schedule"], Axis] = Field(default_factory=dict)
     ranking: Ranking = Field(default_factory=Ranking)
     failure: Failure = Field(default_factory=Failure)
@@ -136,6 +137,12 @@ class Declaration(Strict):
     def primary(self, recipe: str, quantity: str) -> bool:
         """Whether the comparison of `quantity` on `recipe` is one of the primary hypotheses."""
         return any(h.recipe == recipe and h.quantity == quantity for h in self.hypotheses.primary)
+
+    def budget_for(self, recipe: str) -> int:
+        """K for `recipe`'s searches: `budget` where a primary hypothesis names it (or no recipe is given), else `secondary_budget` if declared."""
+        if self.secondary_budget is None or not recipe or any(h.recipe == recipe for h in self.hypotheses.primary):
+            return self.budget
+        return self.secondary_budget
 
     def shared_size(self) -> int:
         size = 1

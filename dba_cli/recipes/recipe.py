@@ -15,7 +15,7 @@ import difflib
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, create_model
+from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
 
 from ..errors import ConfigError
 from ..settings.evaluation import DEFAULT_SCHEDULE, EvaluationSchedule
@@ -94,6 +94,15 @@ class Recipe(Strict):
     convergence: ConvergenceSpec | None = None
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     _source: str = PrivateAttr(default="")  # the file it was read from, for error messages
+
+    @model_validator(mode="after")
+    def searches_have_the_budget(self) -> Recipe:
+        """Every family of `tune:` and `convergence:` holds the declaration's K for this recipe (Search.check_budget)."""
+        for section in ("tune", "convergence"):
+            search = getattr(self, section)
+            if search is not None:
+                search.check_budget(self.name, section)
+        return self
 
     @property
     def source(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from ..dba.config import DIRECTIONS, METRICS, REDUCTIONS, DBAConfig
 from ..settings.names import SafeName
@@ -87,8 +87,10 @@ class Search(Strict):
     def no_retired_keys(cls, values: Any) -> Any:
         return refuse_retired(values, "tune` or `convergence")
 
+    _recipe: str = PrivateAttr(default="")  # the recipe holding this search: its budget is the declaration's for it
+
     @model_validator(mode="after")
-    def every_family_has_the_budget(self) -> Search:
+    def families_leave_the_shared_axes_alone(self) -> Search:
         shared = declaration().shared_axes
         for name, axes in self.families.items():
             clash = [axis for axis, values in axes.items() if axis in shared or axis_sets(values, shared)]
@@ -97,16 +99,6 @@ class Search(Strict):
                     f"families: {name}.{clash[0]} sets a shared axis ({', '.join(shared)}), which the protocol declaration "
                     "gives every family alike. Fix: drop it from the family"
                 )
-        budget = self.budget
-        sizes = {name: grid_size(self.axes(name)) for name in self.families}
-        if any(size != budget for size in sizes.values()):
-            listed = ", ".join(f"{name} {size}" for name, size in sizes.items())
-            raise ValueError(
-                f"families: the families' grids differ from the declared budget of {budget} settings each ({listed}, "
-                f"the shared axes' {declaration().shared_size()} combinations included); every family must get the same "
-                f"number of settings. Fix: change the lists so that each family's product of list lengths is "
-                f"{budget // max(1, declaration().shared_size())}"
-            )
         for name, axes in self.families.items():
             for axis, values in axes.items():
                 if axis not in SETTING_NAMES and not all(isinstance(value, dict) for value in values):
@@ -116,9 +108,29 @@ class Search(Strict):
                     )
         return self
 
+    def check_budget(self, recipe: str, section: str) -> None:
+        """Bind the search to `recipe` and check that every family holds the declaration's budget for it (ValueError).
+
+        Called by the recipe, which knows its name: the declaration gives the
+        recipes of its primary hypotheses one budget and every other recipe
+        `secondary_budget` (a smaller K for secondary comparisons, for CPU time).
+        """
+        self._recipe = recipe
+        budget = self.budget
+        sizes = {name: grid_size(self.axes(name)) for name in self.families}
+        if any(size != budget for size in sizes.values()):
+            listed = ", ".join(f"{name} {size}" for name, size in sizes.items())
+            raise ValueError(
+                f"{section}.families: the families' grids differ from the declared budget of {budget} settings each "
+                f"({listed}, the shared axes' {declaration().shared_size()} combinations included), the declaration's K "
+                f"for recipe {recipe}; every family must get the same number of settings. Fix: change the lists so that each "
+                f"family's product of list lengths is {budget // max(1, declaration().shared_size())}"
+            )
+
     @property
     def budget(self) -> int:
-        return declaration().budget
+        """K: the declaration's settings per family for this search's recipe."""
+        return declaration().budget_for(self._recipe)
 
     def axes(self, family: str) -> dict[str, list]:
         """A family's axes as the recipe wrote them, then the declaration's shared axes."""
