@@ -28,7 +28,7 @@ HOLDOUT ?= mnist-10-per-class
 JOBS ?=
 GRID_FLAGS = --results $(RESULTS) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: ablations choices install test test-fast test-cuda gpu-check fuzz smoke paper-tables paper-tables-steps fair-comparison beyond-mnist noisy-labels fashion-data convergence foundation bench bench-pipeline bench-startup compute-estimate clean
+.PHONY: ablations choices sitting install test test-fast test-cuda gpu-check fuzz smoke paper-tables paper-tables-steps fair-comparison beyond-mnist noisy-labels fashion-data convergence foundation bench bench-pipeline bench-startup compute-estimate clean
 
 install:  ## create .venv and install dba with its test tools and Ray (--ray; the tests start a local cluster)
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,15 @@ paper-tables: fashion-data  ## the full protocol: all recipes (incl. tuned metho
 	mkdir -p $(RESULTS); printf '{"started": %s, "finished": %s, "jobs": "%s", "machine": "%s, %s cores"}\n' \
 		"$$started" "$$(date +%s)" "$(JOBS)" "$$(uname -m)" "$$(nproc)" >> $(RESULTS)/paper-tables-sittings.jsonl
 	$(DBA) table --results $(RESULTS) > /dev/null
+
+# One sitting of a regeneration spread over several: `make sitting STEP=ablations` (or choices, paper-tables-steps)
+# runs that target and records its wall time in RESULTS/paper-tables-sittings.jsonl, as paper-tables does.
+STEP ?= paper-tables-steps
+sitting:  ## one sitting of a long regeneration: make STEP (ablations, choices, paper-tables-steps), its wall time recorded for results/cost.md
+	@started=$$(date +%s); $(MAKE) --no-print-directory $(STEP); status=$$?; \
+	mkdir -p $(RESULTS); printf '{"started": %s, "finished": %s, "jobs": "%s", "machine": "%s, %s cores", "step": "%s", "status": %s}\n' \
+		"$$started" "$$(date +%s)" "$(JOBS)" "$$(uname -m)" "$$(nproc)" "$(STEP)" "$$status" >> $(RESULTS)/paper-tables-sittings.jsonl; \
+	exit $$status
 
 # The steps of paper-tables; each sitting's wall time goes to RESULTS/paper-tables-sittings.jsonl (results/cost.md reads it).
 paper-tables-steps:

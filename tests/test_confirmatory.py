@@ -200,3 +200,42 @@ def test_the_failure_rule(validation, test, loss, diverged, expected):
                 "history": [{"train_loss": loss}, {"train_loss": loss}]}
     rule = declaration().failure
     assert failed(document, rule.chance, rule.margin, rule.chance_loss) is expected
+
+
+def test_a_recipe_outside_the_primary_hypotheses_gets_the_secondary_budget(tmp_path, monkeypatch, small_protocol):
+    smaller = tmp_path / "secondary.yaml"
+    smaller.write_text(small_protocol.read_text().replace("budget: 4", "budget: 4\nsecondary_budget: 2"))
+    monkeypatch.setenv("DBA_PROTOCOL", str(smaller))
+    assert declaration().budget_for("tiny") == 4 and declaration().budget_for("other") == 2
+    assert load_recipe(write(tmp_path, TUNED)).tune.budget == 4  # `tiny` is the primary hypothesis' recipe
+    one_setting = TUNED.replace("name: tiny", "name: other").replace("lr: [0.03, 0.1]", "lr: [0.03]") \
+        .replace("lr: [0.001, 0.003]", "lr: [0.001]").replace(", {base: sgd, lr: 0.3}]", "]")
+    secondary = load_recipe(write(tmp_path, one_setting, "other.yaml"))
+    assert secondary.tune.budget == 2 and len(tune.candidate_runs(secondary)) == 3 * 2 * 2  # families x K x seeds
+    with pytest.raises(ConfigError, match="budget of 2 settings each .* the declaration's K for recipe other"):
+        load_recipe(write(tmp_path, TUNED.replace("name: tiny", "name: other"), "other4.yaml"))
+
+
+def test_a_tuning_candidate_file_keeps_only_what_reports_read(tmp_path, tuned_recipe):
+    from dba_cli.results.reading import read_result
+    from dba_cli.results.schema import ResultProblem, check_document
+    import json
+
+    candidate = next(p for p in tune.candidate_runs(tuned_recipe) if p.config.method == "dba")
+    save(tmp_path, candidate, 80.0, 90.0, loss=0.7)
+    stored = json.loads((tmp_path / candidate.key).read_text())
+    assert stored["history"]["summary"] is True and "train_seconds" not in stored["history"]
+    assert "kept" not in stored["history"] and len(stored["history"]["train_loss"]) == candidate.config.epochs
+    back = read_result(tmp_path / candidate.key, tmp_path)
+    assert not back["_edited"] and [r["train_loss"] for r in back["history"]] == [0.7] * candidate.config.epochs
+    assert sum(r["train_seconds"] for r in back["history"]) == pytest.approx(back["train_seconds"])
+    assert all(r["kept"] is None for r in back["history"]) and back["final_val_accuracy"] == 80.0
+    rule = declaration().failure
+    assert not failed(back, rule.chance, rule.margin, rule.chance_loss)  # the failure rule reads the losses it kept
+    reported = next(p for p in tuned_recipe.runs() if p.method_name == "dba-tuned")  # evaluated on its schedule: kept whole
+    save(tmp_path, reported, None, 90.0)
+    whole = json.loads((tmp_path / reported.key).read_text())["history"]
+    assert "summary" not in whole and len(whole["train_seconds"]) == reported.config.epochs and whole["kept"]
+    stored["role"] = "tuned"
+    with pytest.raises(ResultProblem, match="history.summary: only a tuning candidate"):
+        check_document(stored)

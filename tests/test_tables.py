@@ -134,7 +134,23 @@ def test_tuned_dba_is_compared_with_the_tuned_baselines(results):
     assert "| dba-tuned | sgd-tuned | 2 | 1000, 1001 | +6.00 | [+6.00, +6.00] | 0.500 | – | – | 1.000 | secondary |" in markdown
 
 
-def test_paired_headline_by_hand_on_the_seeds_both_methods_have(results):
+def with_tuned_rows(tmp_path, monkeypatch, recipe: str, rows: str) -> None:
+    """The packaged recipes, with tuned rows added to `recipe` (as a pasted chosen.yaml adds them), in force."""
+    from dba_cli.recipes.loading import recipes_dir
+
+    recipes = tmp_path / "recipes"
+    shutil.copytree(recipes_dir(), recipes)
+    path = recipes / f"{recipe}.yaml"
+    path.write_text(path.read_text().replace("\nmethods:\n", "\nmethods:\n" + rows, 1))
+    monkeypatch.setenv(RECIPES_DIR_ENV, str(recipes))
+
+
+def test_paired_headline_by_hand_on_the_seeds_both_methods_have(results, tmp_path, monkeypatch):
+    with_tuned_rows(tmp_path, monkeypatch, "mnist-1pct", """\
+  sgd-tuned: {role: tuned-baseline, method: sgd, lr: 0.3}
+  adam-tuned: {role: tuned-baseline, method: adam, lr: 0.01}
+  dba-tuned: {role: tuned, method: dba, base: sgd, lr: 0.1, dba: {metric: variance, direction: minimize, min_size: 12}}
+""")
     # sgd-tuned (3 seeds) mean 89; adam-tuned (4 seeds) mean 91. The comparator is fixed on the tuning runs: adam's
     # family ranks first there (planted), whatever the reported runs' test or validation accuracies.
     plant_tuning(results, "mnist-1pct", "adam")

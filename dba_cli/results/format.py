@@ -20,6 +20,23 @@ TRAIN_COLUMNS = ("train_loss", "train_seconds")
 EVAL_COLUMNS = ("test_loss", "test_accuracy", "val_loss", "val_accuracy", "eval_seconds")
 SIGNIFICANT = {"train_loss": 8, "test_loss": 8, "val_loss": 8, "train_seconds": 5, "eval_seconds": 5}
 EDITED = "edited"  # the code label of a schema-2 file whose digest does not match: never current
+SUMMARY = "summary"  # history key of a summary-only history (`summary_only`): no per-epoch seconds or kept sizes
+
+
+def summary_only(document: dict) -> bool:
+    """Whether a run's file keeps only what a report reads of it: a `dba tune` candidate (role tuning, evaluated at its last epoch only).
+
+    Such a file stores its per-epoch training losses (the failure rule reads
+    them), its final evaluation and its total seconds, but not the seconds of
+    each epoch or DBA's kept sizes per epoch: no report reads them for a
+    candidate, and a tuning grid is most of a regeneration's files (issue 31:
+    results/ under 100 MB). Read back, each epoch's seconds are the total's
+    even share and `kept` is None. A convergence candidate (evaluated every
+    epoch: its seconds to a target are read) and every other run keep all.
+    """
+    history = document.get("history") or []
+    evaluated = [r["epoch"] for r in history if r.get("test_accuracy") is not None or r.get("val_accuracy") is not None]
+    return document.get("role") == "tuning" and bool(history) and evaluated == [history[-1]["epoch"]]
 
 
 def rounded(value, digits: int | None):
@@ -29,9 +46,15 @@ def rounded(value, digits: int | None):
     return float(f"{value:.{digits}g}")
 
 
-def history_columns(records: list[dict]) -> dict:
-    """Per-epoch records (epochs 1..N in order) -> columns; evaluated epochs and DBA's kept sizes grouped apart."""
-    columns: dict = {name: [rounded(r[name], SIGNIFICANT.get(name)) for r in records] for name in TRAIN_COLUMNS}
+def history_columns(records: list[dict], summary: bool = False) -> dict:
+    """Per-epoch records (epochs 1..N in order) -> columns; evaluated epochs and DBA's kept sizes grouped apart.
+
+    `summary`: a summary-only history (see `summary_only`): losses and evaluations, no seconds or kept sizes per epoch.
+    """
+    names = ("train_loss",) if summary else TRAIN_COLUMNS
+    columns: dict = {name: [rounded(r[name], SIGNIFICANT.get(name)) for r in records] for name in names}
+    if summary:
+        columns[SUMMARY] = True
     evaluated = [r for r in records if r.get("test_accuracy") is not None or r.get("val_accuracy") is not None]
     if evaluated:
         group: dict = {"epoch": [r["epoch"] for r in evaluated]}
@@ -40,7 +63,7 @@ def history_columns(records: list[dict]) -> dict:
             if any(value is not None for value in values):
                 group[name] = values
         columns["evaluated"] = group
-    layers = list(dict.fromkeys(layer for r in records for layer in (r.get("kept") or {})))
+    layers = [] if summary else list(dict.fromkeys(layer for r in records for layer in (r.get("kept") or {})))
     if layers:
         columns["kept"] = {
             layer: {
@@ -52,15 +75,21 @@ def history_columns(records: list[dict]) -> dict:
     return columns
 
 
-def history_records(columns: dict) -> list[dict]:
-    """Columns -> per-epoch records, the in-memory shape every reader uses. ValueError if malformed."""
+def history_records(columns: dict, train_seconds: float = 0.0) -> list[dict]:
+    """Columns -> per-epoch records, the in-memory shape every reader uses. ValueError if malformed.
+
+    `train_seconds`: the run's total, spread evenly over the epochs of a summary-only history (`summary_only`).
+    """
     try:
         count = len(columns["train_loss"])
-        if count == 0 or any(len(columns[name]) != count for name in TRAIN_COLUMNS):
+        summary = columns.get(SUMMARY) is True
+        names = ("train_loss",) if summary else TRAIN_COLUMNS
+        if count == 0 or any(len(columns[name]) != count for name in names):
             raise ValueError("per-epoch columns differ in length")
+        seconds = [train_seconds / count] * count if summary else columns["train_seconds"]
         records = [
             {"epoch": i + 1, "train_loss": columns["train_loss"][i], "test_loss": None, "test_accuracy": None,
-             "train_seconds": columns["train_seconds"][i], "eval_seconds": 0.0, "kept": None,
+             "train_seconds": seconds[i], "eval_seconds": 0.0, "kept": None,
              "val_loss": None, "val_accuracy": None}
             for i in range(count)
         ]
@@ -102,7 +131,7 @@ def encode_result(document: dict, keep_indices: bool = False) -> str:
         if value is not None and key not in dropped and not key.startswith("_")
     }
     compact["schema_version"] = SCHEMA_VERSION
-    compact["history"] = history_columns(document["history"])
+    compact["history"] = history_columns(document["history"], summary=summary_only(document))
     compact["digest"] = digest(compact)
     return json.dumps(compact, separators=(",", ":")) + "\n"
 

@@ -49,7 +49,7 @@ def read_result(path: Path, inside: Path | None = None) -> dict | None:
     try:
         check_document(document, path, inside)
         edited = document.get("digest") != digest(document)
-        document["history"] = history_records(document["history"])
+        document["history"] = history_records(document["history"], document.get("train_seconds") or 0.0)
     except ValueError as exc:
         raise ValueError(f"{path}: not a valid result file ({exc}); edited by hand?") from None
     document["_edited"] = edited

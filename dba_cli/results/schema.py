@@ -134,14 +134,17 @@ class History(Stored):
     """Per-epoch columns of every epoch, the evaluated epochs apart, DBA's kept sizes per layer."""
 
     train_loss: column(Loss)
-    train_seconds: column(Seconds)
+    train_seconds: column(Seconds) | None = None  # absent only from a summary-only history
+    summary: Literal[True] | None = None  # a `dba tune` candidate's: no per-epoch seconds or kept sizes (format.summary_only)
     evaluated: Evaluated | None = None
     kept: Annotated[dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,64}$")], Kept], Field(max_length=MAX_LAYERS)] | None = None
 
     @model_validator(mode="after")
     def one_length(self) -> History:
         epochs = len(self.train_loss)
-        if len(self.train_seconds) != epochs:
+        if self.summary and (self.train_seconds is not None or self.kept is not None):
+            raise ValueError("summary: a summary-only history has no per-epoch train_seconds and no kept sizes")
+        if not self.summary and (self.train_seconds is None or len(self.train_seconds) != epochs):
             raise ValueError("train_seconds: per-epoch columns differ in length")
         if self.evaluated is not None and self.evaluated.epoch[-1] > epochs:
             raise ValueError(f"evaluated: an evaluated epoch is after the last of {epochs} epochs")
@@ -237,7 +240,10 @@ def check_document(document: dict, path: str | PurePath | None = None, inside: s
         raise ResultProblem(f"history: {epochs} epochs trained, more than config.epochs {config.epochs}")
     if epochs < config.epochs and stored.diverged_at_epoch != epochs:
         raise ResultProblem(f"history: {epochs} of config.epochs {config.epochs} trained, and the run did not diverge")
-    if declared(config.method).kept_sizes != bool(stored.history.kept):
+    if stored.history.summary and (stored.role != "tuning" or stored.history.evaluated is None
+                                   or stored.history.evaluated.epoch != [epochs]):
+        raise ResultProblem("history.summary: only a tuning candidate evaluated at its last epoch alone has a summary-only history")
+    if not stored.history.summary and declared(config.method).kept_sizes != bool(stored.history.kept):
         raise ResultProblem("history.kept: DBA's kept sizes must be there for a run of the DBA engine (dba, dba-random), and only for one")
     if path is not None:
         check_place(stored, PurePath(path), PurePath(inside) if inside is not None else None)
