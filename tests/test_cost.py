@@ -62,6 +62,7 @@ def test_every_phase_is_summed_from_where_it_keeps_its_runs_times_threads(tmp_pa
     assert cells[7] == "56.0 / 7.0" and cells[8].startswith("11%")  # all phases; evaluation's share 7 / 63
     assert row(markdown, FOUNDATION_ROW)[6] == "1.5 / –"
     assert "from the 8 result files" in markdown and "60 minutes of wall time** (3,600 s) in 1 sitting(s)" in markdown
+    assert "| 1 | paper-tables | 1970-01-01 00:16 UTC | 60.0 | 2 | finished |" in markdown  # the sittings, one row each
 
 
 def test_a_tuning_runner_up_is_not_counted_twice_and_damaged_files_are_skipped(tmp_path, mnist):
@@ -74,3 +75,17 @@ def test_a_tuning_runner_up_is_not_counted_twice_and_damaged_files_are_skipped(t
     with pytest.warns(UserWarning, match="seed-2.json: unreadable"):
         markdown = cost_markdown(results)
     assert row(markdown, "tiny")[2] == "4.0 / –" and "from the 2 result files" in markdown
+
+
+def test_the_holdout_variant_counts_under_tune_and_a_stopped_sitting_says_so(tmp_path, mnist):
+    runs = load_recipe(write(tmp_path, TINY)).runs(seeds=1, methods=["sgd"])
+    execute_runs(runs, tmp_path / "made")
+    results = tmp_path / "results"
+    source = tmp_path / "made" / "tiny" / "sgd" / "seed-0.json"
+    place(source, results, "tune-holdout/tiny/sgd/lr-0.1/seed-100.json", 60.0, 0.0, 1)  # a variant's candidate
+    place(source, results, "tune-holdout/tiny/top/tiny/sgd-top2/seed-0.json", 120.0, 0.0, 1)  # and runner-up
+    (results / "paper-tables-sittings.jsonl").write_text(json.dumps(
+        {"started": 0, "finished": 90, "jobs": "2", "machine": "x86_64, 2 cores", "step": "choices", "status": 2}) + "\n")
+    markdown = cost_markdown(results)
+    assert row(markdown, "tiny")[1:3] == ["–", "3.0 / –"]  # not under reproduce: 1 + 2 CPU-minutes of tuning
+    assert "| 1 | choices | 1970-01-01 00:00 UTC | 1.5 | 2 | stopped (exit 2) |" in markdown

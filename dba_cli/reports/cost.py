@@ -10,6 +10,7 @@ should expect on a machine like the one that made them.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -27,7 +28,9 @@ SITTINGS = "paper-tables-sittings.jsonl"  # one JSON line per `make paper-tables
 PATTERNS = {
     "reproduce": ["*/*/seed-*.json"],
     # candidates, the runners-up on the reported seeds, and reruns of a choice the recipe does not hold yet
-    "tune": ["tune/*/*/*/seed-*.json", "tune/*/top/*/*/seed-*.json", "tune/*/reruns/*/*/seed-*.json"],
+    # (and the same of the holdout sensitivity variant, under tune-holdout/)
+    "tune": [f"{group}/{place}" for group in ("tune", "tune-holdout")
+             for place in ("*/*/*/seed-*.json", "*/top/*/*/seed-*.json", "*/reruns/*/*/seed-*.json")],
     "ablate": ["ablation/*/*/seed-*.json"],
     "protocol": ["protocol/*/*/*/seed-*.json"],
     "converge": ["convergence/tuning/*/*/*/seed-*.json", "convergence/*/*/seed-*.json"],
@@ -42,7 +45,8 @@ def collect(results_dir: Path) -> dict[tuple[str, str], dict[str, float]]:
     for phase, patterns in PATTERNS.items():
         for pattern in patterns:
             for path, document in finished_results(results_dir, pattern):
-                if path in seen or (phase == "reproduce" and path.parts[-3] in ("tune", "ablation", "protocol", "convergence")):
+                if path in seen or (phase == "reproduce" and path.parts[-3] in ("tune", "tune-holdout", "ablation", "protocol",
+                                                                                 "convergence")):
                     continue
                 seen.add(path)
                 threads = document.get("threads") or 1
@@ -117,15 +121,29 @@ def cost_markdown(results_dir: Path) -> str:
         machines = sorted({str(entry.get("machine", "?")) for entry in recorded})
         jobs = sorted({str(entry.get("jobs") or "default") for entry in recorded})
         lines.append(
-            f"The `make paper-tables` sittings recorded here took **{wall / 60:,.0f} minutes of wall time** ({wall:,} s) "
+            f"The sittings recorded here (`make paper-tables`, or one step of it by `make sitting STEP=...`) took "
+            f"**{wall / 60:,.0f} minutes of wall time** ({wall:,} s) "
             f"in {len(recorded)} sitting(s) on {', '.join(machines)}, with JOBS={', '.join(jobs)}: the compute they "
             "trained, shared among the runs trained at once, plus loading, planning and the tail of each grid. A sitting "
-            "that was interrupted, and runs trained by commands outside `make paper-tables`, are not recorded: then the "
-            "compute above is more than these sittings trained."
+            "stopped by a signal to its shell, and runs trained by commands outside these targets, are not recorded: "
+            "then the compute above is more than these sittings trained."
         )
+        lines += ["", *sitting_table(recorded)]
     else:
         lines.append("No `make paper-tables` sitting is recorded in this folder, so no wall time is known.")
     return "\n".join(lines) + "\n"
+
+
+def sitting_table(recorded: list[dict]) -> list[str]:
+    """One row per recorded sitting: what it ran (`make sitting STEP=...`; paper-tables otherwise), when, for how long."""
+    rows = []
+    for number, entry in enumerate(recorded, start=1):
+        started = datetime.fromtimestamp(entry["started"], timezone.utc).strftime("%Y-%m-%d %H:%M")
+        status = entry.get("status")
+        rows.append([str(number), str(entry.get("step") or "paper-tables"), f"{started} UTC",
+                     f"{(entry['finished'] - entry['started']) / 60:,.1f}", str(entry.get("jobs") or "default"),
+                     "finished" if status in (None, 0) else f"stopped (exit {status})"])
+    return [markdown_table(["sitting", "step", "started", "wall minutes", "JOBS", "how it ended"], rows, "rllrrl")]
 
 
 def write_cost(results_dir: Path) -> Path:
