@@ -18,6 +18,7 @@ from scipy import stats
 from dba_cli.recipes.protocol import declaration
 from dba_cli.reports.figures import build_figures, panel_title
 from dba_cli.results.format import encode_result
+from tests.recipe_copies import with_tuned_rows
 from tests.synthetic_results import complete
 
 RECIPE = "synthetic-families"  # not a packaged recipe: methods in the order found (by path), nothing warned about
@@ -154,8 +155,13 @@ def assert_readable(fig):
         assert not box_a.overlaps(box_b), (a, b)
 
 
-def test_slots_follow_the_packaged_recipes_order_within_each_role(tmp_path):
-    # mnist-1pct declares sgd-tuned before adam-tuned: not the order their folders sort in.
+def test_slots_follow_the_packaged_recipes_order_within_each_role(tmp_path, monkeypatch):
+    # mnist-1pct declares sgd-tuned before adam-tuned here: not the order their folders sort in.
+    with_tuned_rows(tmp_path / "in-force", monkeypatch, "mnist-1pct", """\
+  sgd-tuned: {role: tuned-baseline, method: sgd, lr: 0.1}
+  adam-tuned: {role: tuned-baseline, method: adam, lr: 0.001}
+  dba-tuned: {role: tuned, method: dba, base: sgd, lr: 0.1, dba: {metric: variance, direction: minimize, min_size: 12}}
+""")
     write_all(tmp_path, "mnist-1pct", {name: ACCURACY[name] for name in ("sgd", "adam-tuned", "dba-tuned", "sgd-tuned")})
     with pytest.warns(UserWarning, match="mnist-1pct: method"):  # the recipe's other methods have not finished
         fig = build_figures(tmp_path)["mnist-1pct-families"]

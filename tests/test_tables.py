@@ -26,6 +26,7 @@ from dba_cli.reports.paper_tables import build_tables
 from dba_cli.recipes.loading import load_recipe
 from dba_cli.recipes.protocol import declaration
 from dba_cli.studies import tune
+from tests.recipe_copies import with_tuned_rows
 from tests.test_confirmatory import save as save_file
 from tests.test_recipes import TINY
 
@@ -132,17 +133,6 @@ def test_tuned_dba_is_compared_with_the_tuned_baselines(results):
     assert ("| dba-tuned | adam-tuned (comparator) | 2 | 1000, 1001 | +4.00 | [+4.00, +4.00] | 0.500 | – | – | 1.000 | primary "
             "| no difference shown | 40.00% |") in markdown
     assert "| dba-tuned | sgd-tuned | 2 | 1000, 1001 | +6.00 | [+6.00, +6.00] | 0.500 | – | – | 1.000 | secondary |" in markdown
-
-
-def with_tuned_rows(tmp_path, monkeypatch, recipe: str, rows: str) -> None:
-    """The packaged recipes, with tuned rows added to `recipe` (as a pasted chosen.yaml adds them), in force."""
-    from dba_cli.recipes.loading import recipes_dir
-
-    recipes = tmp_path / "recipes"
-    shutil.copytree(recipes_dir(), recipes)
-    path = recipes / f"{recipe}.yaml"
-    path.write_text(path.read_text().replace("\nmethods:\n", "\nmethods:\n" + rows, 1))
-    monkeypatch.setenv(RECIPES_DIR_ENV, str(recipes))
 
 
 def test_paired_headline_by_hand_on_the_seeds_both_methods_have(results, tmp_path, monkeypatch):
