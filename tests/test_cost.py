@@ -85,7 +85,10 @@ def test_the_holdout_variant_counts_under_tune_and_a_stopped_sitting_says_so(tmp
     place(source, results, "tune-holdout/tiny/sgd/lr-0.1/seed-100.json", 60.0, 0.0, 1)  # a variant's candidate
     place(source, results, "tune-holdout/tiny/top/tiny/sgd-top2/seed-0.json", 120.0, 0.0, 1)  # and runner-up
     (results / "paper-tables-sittings.jsonl").write_text(json.dumps(
-        {"started": 0, "finished": 90, "jobs": "2", "machine": "x86_64, 2 cores", "step": "choices", "status": 2}) + "\n")
+        {"started": 0, "finished": 90, "jobs": "2", "machine": "x86_64, 2 cores", "step": "choices", "status": 2}) + "\n" + json.dumps(
+        {"started": 60, "finished": 120, "jobs": "2", "machine": "x86_64, 2 cores", "step": "convergence",
+         "ended": "cut off | the session ended; end = the log's last write"}) + "\n")
     markdown = cost_markdown(results)
     assert row(markdown, "tiny")[1:3] == ["–", "3.0 / –"]  # not under reproduce: 1 + 2 CPU-minutes of tuning
     assert "| 1 | choices | 1970-01-01 00:00 UTC | 1.5 | 2 | stopped (exit 2) |" in markdown
+    assert "| 2 | convergence | 1970-01-01 00:01 UTC | 1.0 | 2 | cut off / the session ended; end = the log's last write |" in markdown

@@ -125,8 +125,9 @@ def cost_markdown(results_dir: Path) -> str:
             f"**{wall / 60:,.0f} minutes of wall time** ({wall:,} s) "
             f"in {len(recorded)} sitting(s) on {', '.join(machines)}, with JOBS={', '.join(jobs)}: the compute they "
             "trained, shared among the runs trained at once, plus loading, planning and the tail of each grid. A sitting "
-            "stopped by a signal to its shell, and runs trained by commands outside these targets, are not recorded: "
-            "then the compute above is more than these sittings trained."
+            "stopped by a signal to its shell is not recorded unless added by hand with an `ended` note (its end taken from "
+            "its log), nor are runs trained by commands outside these targets: then the compute above is more than "
+            "these sittings trained."
         )
         lines += ["", *sitting_table(recorded)]
     else:
@@ -142,8 +143,18 @@ def sitting_table(recorded: list[dict]) -> list[str]:
         status = entry.get("status")
         rows.append([str(number), str(entry.get("step") or "paper-tables"), f"{started} UTC",
                      f"{(entry['finished'] - entry['started']) / 60:,.1f}", str(entry.get("jobs") or "default"),
-                     "finished" if status in (None, 0) else f"stopped (exit {status})"])
+                     how_it_ended(entry)])
     return [markdown_table(["sitting", "step", "started", "wall minutes", "JOBS", "how it ended"], rows, "rllrrl")]
+
+
+def how_it_ended(entry: dict) -> str:
+    """`finished`, `stopped (exit N)`, or the line's own `ended` note (at most 120 characters): a sitting cut off
+    without its shell recording it (the machine went away) is added by hand, its end taken from its log's last write."""
+    note = entry.get("ended")
+    if isinstance(note, str) and note.strip():
+        return " ".join(note.split())[:120].replace("|", "/")
+    status = entry.get("status")
+    return "finished" if status in (None, 0) else f"stopped (exit {status})"
 
 
 def write_cost(results_dir: Path) -> Path:
