@@ -91,4 +91,4 @@ def test_the_holdout_variant_counts_under_tune_and_a_stopped_sitting_says_so(tmp
     markdown = cost_markdown(results)
     assert row(markdown, "tiny")[1:3] == ["–", "3.0 / –"]  # not under reproduce: 1 + 2 CPU-minutes of tuning
     assert "| 1 | choices | 1970-01-01 00:00 UTC | 1.5 | 2 | stopped (exit 2) |" in markdown
-    assert "| 2 | convergence | 1970-01-01 00:01 UTC | 1.0 | 2 | cut off / the session ended; end = the log's last write |" in markdown
+    assert "| 2 | convergence | 1970-01-01 00:01 UTC | 1.0 | 2 | cut off \\| the session ended; end = the log's last write |" in markdown

@@ -140,7 +140,6 @@ def sitting_table(recorded: list[dict]) -> list[str]:
     rows = []
     for number, entry in enumerate(recorded, start=1):
         started = datetime.fromtimestamp(entry["started"], timezone.utc).strftime("%Y-%m-%d %H:%M")
-        status = entry.get("status")
         rows.append([str(number), str(entry.get("step") or "paper-tables"), f"{started} UTC",
                      f"{(entry['finished'] - entry['started']) / 60:,.1f}", str(entry.get("jobs") or "default"),
                      how_it_ended(entry)])
@@ -152,7 +151,7 @@ def how_it_ended(entry: dict) -> str:
     without its shell recording it (the machine went away) is added by hand, its end taken from its log's last write."""
     note = entry.get("ended")
     if isinstance(note, str) and note.strip():
-        return " ".join(note.split())[:120].replace("|", "/")
+        return note[:120]  # markdown_table escapes '|' and line breaks
     status = entry.get("status")
     return "finished" if status in (None, 0) else f"stopped (exit {status})"
 
