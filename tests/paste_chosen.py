@@ -9,7 +9,7 @@ its diagnostics planned by `dba protocol`) once it stands under the recipe's
 `NAME-tuned:` lines after the recipe's `# --- tuned rows` marker, replacing
 the line of that name (a `null` that keeps the parent's row out, or an older
 choice); the other lines of the run stay (a family this recipe does not tune
-stays `null`).
+stays `null`); the run is then put in the recipe's family order.
 The recipe file is rewritten atomically; nothing else in it changes. Not a
 test (pytest collects no function here).
 """
@@ -30,9 +30,16 @@ MARKER = "  # --- tuned rows"
 
 
 def tuned_lines(chosen: dict, digest: str) -> list[str]:
-    """One flow-style line per chosen method, in chosen.yaml's order."""
+    """One flow-style line per chosen method, in the order given."""
     return [f"  {name}: {json.dumps(values, separators=(', ', ': '))}   # chosen under declaration {digest}"
             for name, values in chosen.items()]
+
+
+def in_family_order(chosen: dict, families: list[str]) -> dict:
+    """chosen.yaml lists its methods by score; a table reads better with every recipe's tuned rows in one order,
+    the recipe's `tune.families` order (sgd, adam, dba, then the peers), names of no family last."""
+    rank = {f"{family}-tuned": i for i, family in enumerate(families)}
+    return dict(sorted(chosen.items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
 def paste(recipe: str, results: Path) -> Path:
@@ -43,6 +50,7 @@ def paste(recipe: str, results: Path) -> Path:
         raise SystemExit(f"{source}: not a chosen.yaml of dba tune (a mapping of FAMILY-tuned methods)")
     digest = next((word for word in text.split() if len(word) == 16 and all(c in "0123456789abcdef" for c in word)), "?")
     path = recipes_dir() / f"{recipe}.yaml"
+    tune = load_recipe(recipe).tune
     lines = path.read_text().splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith(MARKER)]
     if len(starts) != 1:
@@ -54,8 +62,9 @@ def paste(recipe: str, results: Path) -> Path:
     while end < len(lines) and re.match(r"^  [A-Za-z0-9_.-]+-tuned:", lines[end]):
         end += 1
     pasted = dict(zip(chosen, tuned_lines(chosen, digest)))
-    kept = [line for line in lines[start:end] if line.split(":")[0].strip() not in pasted]  # e.g. `online-tuned: null`
-    new = lines[:start] + kept + list(pasted.values()) + lines[end:]
+    run = {line.split(":")[0].strip(): line for line in lines[start:end]}  # e.g. `online-tuned: null` stays
+    ordered = list(in_family_order({**run, **pasted}, list(tune.families) if tune else []).values())
+    new = lines[:start] + ordered + lines[end:]
     write_text_atomic(path, "\n".join(new) + "\n")
     loaded = load_recipe(recipe)  # the pasted recipe must load, with every chosen method as chosen
     missing = [name for name in chosen if name not in loaded.methods]
