@@ -100,7 +100,7 @@ def test_one_slot_per_tuned_method_with_each_seed_its_mean_and_t_interval(result
     labels = [text.get_text() for text in ax.get_xticklabels()]
     assert labels == [f"{name.removesuffix('-tuned')}\nn={len(ACCURACY[name])}" for name in ORDER]
     assert list(ax.get_xticks()) == list(range(len(ORDER)))
-    assert all(text.get_rotation() == 30 for text in ax.get_xticklabels())  # six slots: rotated
+    assert all(text.get_rotation() == 0 for text in ax.get_xticklabels())  # upright, wrapped to a slot where long
     assert ax.get_ylabel() == "test accuracy, %"
     title = f"{RECIPE}: tuned families, test accuracy per seed (mean, 95% t interval)"
     assert fig._suptitle.get_text() == panel_title(title, 1)  # wrapped to the figure's width

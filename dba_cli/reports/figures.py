@@ -4,7 +4,8 @@ For each recipe found under `results/<recipe>/<method>/seed-*.json` this writes,
 (vector, for the paper) and a 300 dpi PNG (for the README):
 
 - `<recipe>-accuracy-vs-epoch`: test accuracy at the evaluated epochs (the recipe's `evaluation:`
-  schedule), mean over seeds, min..max band; one panel per method family (SGD, Adam, DBA) side
+  schedule), mean over seeds, min..max band; one panel per method family (SGD, Adam, DBA, then
+  the peers: Ordered SGD / small-loss, online selection, importance sampling, DBA-random) side
   by side on one y axis, because the baselines end within a point of each other and would
   otherwise be drawn on top of one another;
 - `<recipe>-kept-subset`: for DBA runs only, the kept subset size of each layer, labelled from
@@ -77,13 +78,17 @@ PAPER_STYLE = {
     "pdf.fonttype": 42,  # TrueType, not Type 3: journals' PDF checks reject Type 3 fonts
 }
 FORMATS = ("pdf", "png")
-FAMILIES = {"sgd": "SGD", "adam": "Adam", "adamw": "Adam", "dba": "DBA"}  # config method -> panel (AdamW is Adam's family)
+# config method -> panel (AdamW is Adam's family; Ordered SGD and the small-loss trick are both method "ordered")
+FAMILIES = {"sgd": "SGD", "adam": "Adam", "adamw": "Adam", "dba": "DBA", "ordered": "Ordered / small-loss",
+            "online": "Online selection", "importance": "Importance sampling", "dba-random": "DBA-random"}
 # Line style by role within a family's panel: untuned solid, tuned dashed, the literal DBA dotted.
-ROLE_STYLES = {"baseline": "-", "chosen": "-", "tuned-baseline": "--", "tuned": "--", "literal": ":"}
+ROLE_STYLES = {"baseline": "-", "chosen": "-", "tuned-baseline": "--", "tuned": "--", "tuned-peer": "--", "literal": ":"}
 # (line style, width) per layer: a thick solid line under a thinner dashed one keeps identical curves both visible.
 LAYER_STYLES = (("-", 2.6), ("--", 1.4), ("-.", 1.2), ((0, (1, 1)), 1.2))
+TICK_CHARACTERS = 11  # a families tick label's line, in characters
 JITTER = 0.16  # seeds' points spread over ±JITTER of a slot (slots are 1 apart)
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+           "#393b79", "#8c6d31")  # tab10 and two darker ones: a recipe's twelve methods, twelve colours
 
 Runs = dict[str, list[dict]]  # method_name -> finished result documents (one per seed)
 
@@ -279,7 +284,7 @@ def evaluated_accuracy(documents: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 def accuracy_figure(recipe: str, runs: Runs, colours: dict[str, str]) -> Figure:
     """Test accuracy against epoch (evaluated epochs only), mean over seeds with a min..max band; one panel per method family.
 
-    `runs` is in table order, and so is the legend; the panels are SGD, Adam, DBA.
+    `runs` is in table order, and so is the legend; the panels are SGD, Adam, DBA, then the peers' (FAMILIES' order).
     """
     by_family: dict[str, list[str]] = defaultdict(list)
     for name, documents in runs.items():
@@ -413,8 +418,9 @@ def families_figure(recipe: str, tuned: Runs, colours: dict[str, str]) -> Figure
                           label=f"{dba[0]} mean ({level:.2f}%)")
         handles["dba-mean"] = line
     ax.set_xticks(range(len(tuned)))
-    ax.set_xticklabels([f"{name.removesuffix('-tuned')}\nn={len(documents)}" for name, documents in tuned.items()],
-                       rotation=30 if len(tuned) > 5 else 0, ha="right" if len(tuned) > 5 else "center")
+    # Upright and wrapped at hyphens to a slot's width (eight slots fit "small-loss"), so no label reaches its neighbour's.
+    ax.set_xticklabels(["\n".join([*textwrap.wrap(name.removesuffix("-tuned"), TICK_CHARACTERS), f"n={len(documents)}"])
+                        for name, documents in tuned.items()])
     for tick, name in zip(ax.get_xticklabels(), tuned):
         if name in dba:
             tick.set_color(colours[name])

@@ -26,7 +26,9 @@ from dba_cli.run.execute import execute_runs
 from dba_cli.reports.paper_tables import build_tables
 
 COMMITTED = Path(__file__).resolve().parents[2] / "results"
-ONE_PCT_ORDER = ["sgd", "adam", "dba-literal", "dba", "sgd-tuned", "adam-tuned", "dba-tuned"]  # recipes/mnist-1pct.yaml
+ONE_PCT_ORDER = ["sgd", "adam", "dba-literal", "dba", "sgd-tuned", "adam-tuned", "dba-tuned", "ordered-tuned",
+                 "small-loss-tuned", "online-tuned", "importance-tuned", "dba-random-tuned"]  # recipes/mnist-1pct.yaml
+PEER_PANELS = ["Ordered / small-loss", "Online selection", "Importance sampling", "DBA-random"]
 TINY = """\
 name: tiny-figures
 data: 5-per-class
@@ -65,8 +67,9 @@ def full_mnist(tmp_path):
 
 @pytest.fixture
 def one_pct(tmp_path):
-    """All seven methods of mnist-1pct, seeds 0 and 1 of the recipe's five."""
-    return copy_committed(tmp_path / "results", "mnist-1pct", seeds=(0, 1))
+    """All twelve methods of mnist-1pct, two seeds each: 0 and 1 of the untuned rows' five, 1000 and 1001 of the
+    tuned rows' twenty reported seeds."""
+    return copy_committed(tmp_path / "results", "mnist-1pct", seeds=(0, 1, 1000, 1001))
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +141,18 @@ def test_accuracy_is_one_panel_per_family_sharing_y_with_unmarked_distinct_lines
     with pytest.warns(UserWarning, match="2 of 5 seeds"):
         fig = build_figures(one_pct)["mnist-1pct-accuracy-vs-epoch"]
 
-    panels = {ax.get_title(): [line.get_label() for line in ax.get_lines()] for ax in fig.axes}
-    assert panels == {"SGD": ["sgd", "sgd-tuned"], "Adam": ["adam", "adam-tuned"], "DBA": ["dba-literal", "dba", "dba-tuned"]}
+    panels = {ax.get_title().replace("\n", " "): [line.get_label() for line in ax.get_lines()] for ax in fig.axes}  # wrapped to fit
+    assert panels == {"SGD": ["sgd", "sgd-tuned"], "Adam": ["adam", "adam-tuned"], "DBA": ["dba-literal", "dba", "dba-tuned"],
+                      "Ordered / small-loss": ["ordered-tuned", "small-loss-tuned"], "Online selection": ["online-tuned"],
+                      "Importance sampling": ["importance-tuned"], "DBA-random": ["dba-random-tuned"]}
+    assert list(panels) == ["SGD", "Adam", "DBA", *PEER_PANELS]
     first = fig.axes[0]
     assert all(first.get_shared_y_axes().joined(first, ax) for ax in fig.axes[1:])
     assert all(ax.get_xlabel() == "epoch" for ax in fig.axes)
     assert all(line.get_marker() in (None, "", "None") for line in data_lines(fig))
     style = {line.get_label(): line.get_linestyle() for ax in fig.axes for line in ax.get_lines()}
-    assert style == {"sgd": "-", "adam": "-", "dba": "-", "sgd-tuned": "--", "adam-tuned": "--", "dba-tuned": "--",
-                     "dba-literal": ":"}
+    assert style == {"sgd": "-", "adam": "-", "dba": "-", "dba-literal": ":",
+                     **{name: "--" for name in ONE_PCT_ORDER if name.endswith("-tuned")}}
     colours = [line.get_color() for ax in fig.axes for line in ax.get_lines()]
     assert len(set(colours)) == len(colours)
 
@@ -159,7 +165,7 @@ def test_legends_are_below_the_panels_in_table_order_and_no_text_overlaps(one_pc
 
     accuracy_legend = [text.get_text() for text in figures["mnist-1pct-accuracy-vs-epoch"].legends[0].get_texts()]
     assert accuracy_legend == ONE_PCT_ORDER
-    assert [ax.get_title() for ax in figures["mnist-1pct-kept-subset"].axes] == ["dba-literal", "dba", "dba-tuned"]
+    assert [ax.get_title() for ax in figures["mnist-1pct-kept-subset"].axes] == ["dba-literal", "dba", "dba-tuned", "dba-random-tuned"]
     for name, fig in figures.items():
         assert_laid_out(name, fig)
 
@@ -177,7 +183,7 @@ def test_long_method_names_of_an_unknown_recipe_still_fit(one_pct, tmp_path, mon
     figures = build_figures(results)
 
     accuracy = figures["my-recipe-accuracy-vs-epoch"]
-    assert [ax.get_title() for ax in accuracy.axes] == ["SGD", "Adam", "DBA"]  # whatever the names sort as
+    assert [ax.get_title().replace("\n", " ") for ax in accuracy.axes] == ["SGD", "Adam", "DBA", *PEER_PANELS]  # whatever the names sort as
     assert accuracy.legends[0]._ncols < 7  # too wide for one row: wrapped into several
     for name, fig in figures.items():
         assert_laid_out(name, fig)
