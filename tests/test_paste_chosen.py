@@ -11,6 +11,11 @@ from tests.paste_chosen import paste
 PACKAGED = Path(__file__).resolve().parents[1] / "dba_cli" / "recipe_files"
 
 
+def is_tuned_row(line: str) -> bool:
+    """A `NAME-tuned:` line under the recipe's `methods:`."""
+    return line.startswith("  ") and line.split(":")[0].strip().endswith("-tuned")
+
+
 def test_choices_listed_by_score_are_pasted_in_the_recipes_family_order(tmp_path, monkeypatch):
     recipes = Path(shutil.copytree(PACKAGED, tmp_path / "recipes"))
     monkeypatch.setenv("DBA_RECIPES_DIR", str(recipes))
@@ -27,13 +32,12 @@ def test_choices_listed_by_score_are_pasted_in_the_recipes_family_order(tmp_path
     paste("fashion-1pct", tmp_path / "results")
 
     lines = (recipes / "fashion-1pct.yaml").read_text().splitlines()
-    tuned = [line.split(":")[0].strip() for line in lines if line.startswith("  ") and line.split(":")[0].strip().endswith("-tuned")]
+    tuned = [line.split(":")[0].strip() for line in lines if is_tuned_row(line)]
     families = [f"{family}-tuned" for family in packaged.tune.families]
     assert families == ["sgd-tuned", "adam-tuned", "dba-tuned"]
     assert tuned == [*families, "ordered-tuned", "small-loss-tuned", "online-tuned", "importance-tuned", "dba-random-tuned"]
     pasted = load_recipe("fashion-1pct")
     assert pasted.methods["dba-tuned"].lr == 0.05 and pasted.methods["sgd-tuned"].lr == 0.2
     assert "ordered-tuned" not in pasted.methods  # the peers, not tuned here, stay null, after the tuned families
-    untouched = [line for line in lines if not line.split(":")[0].strip().endswith("-tuned")]
-    assert untouched == [line for line in (PACKAGED / "fashion-1pct.yaml").read_text().splitlines()
-                         if not line.split(":")[0].strip().endswith("-tuned")]
+    untouched = [line for line in lines if not is_tuned_row(line)]
+    assert untouched == [line for line in (PACKAGED / "fashion-1pct.yaml").read_text().splitlines() if not is_tuned_row(line)]
