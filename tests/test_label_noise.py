@@ -11,6 +11,7 @@ from dba_cli.data.subsets import draw_subset, labels_hash, noisy_labels
 from dba_cli.recipes.loading import load_recipe
 from dba_cli.settings.run import run_config
 from dba_cli.settings.subsets import class_counts, parse_subset
+from dba_cli.studies.protocol import protocol_runs, protocol_variants
 from dba_cli.training.train import draw_indices, draw_split, prepare_data, train
 
 NOISY = {"mnist-1pct-sym20": ("symmetric", 0.2), "mnist-1pct-sym50": ("symmetric", 0.5), "mnist-1pct-pair45": ("pair", 0.45)}
@@ -187,3 +188,17 @@ def test_a_held_out_split_of_the_full_set_keeps_its_clean_labels(mnist):
     assert torch.equal(labels[validation], mnist.train_labels[validation])  # outside the training subset: clean
     realised = float((labels[indices] != mnist.train_labels[indices]).double().mean())
     assert abs(realised - 0.2) < 4 * math.sqrt(0.2 * 0.8 / len(indices))
+
+
+@pytest.mark.parametrize("name, variants", [
+    ("mnist-1pct", ["every-epoch", "uniform", "width-128", "width-1024"]),
+    ("mnist-1pct-sym50", ["uniform", "width-128", "width-1024"]),  # noise drawn once: no fresh subset per epoch
+    ("mnist-1pct-pair45", ["uniform", "width-128", "width-1024"]),
+    ("mnist-1pct-imb10", ["width-128", "width-1024"]),  # the long tail is drawn once, stratified
+])
+def test_protocol_plans_only_the_variants_a_recipes_data_allow(name, variants):
+    recipe = load_recipe(name)
+    assert [variant.name for variant in protocol_variants(recipe)] == variants
+    runs = protocol_runs(recipe)
+    assert len(runs) == len(variants) * len(recipe.protocol.methods) * 3  # 3 design seeds
+    assert {run.key.split("/")[3] for run in runs} == set(variants)  # protocol/RECIPE/METHOD/VARIANT/seed-N.json

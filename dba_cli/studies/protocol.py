@@ -38,7 +38,23 @@ def protocol_variants(recipe: Recipe) -> list[Variant]:
     ]
     if recipe.defaults.architecture == "mlp":  # the CNN has no hidden width to vary
         found += [Variant(f"width-{w}", f"hidden width {w}", {"hidden": [w]}) for w in recipe.protocol.widths]
-    return found
+    return [variant for variant in found if admits(recipe, variant)]
+
+
+def admits(recipe: Recipe, variant: Variant) -> bool:
+    """Whether the recipe's data allow the variant at all, by the run settings' own rule: labels made noisy once over
+    the subset, or a long tail drawn once per class, rule out a fresh subset every epoch (and the tail a uniform draw).
+
+    The recipe's own setting is built first, so an error of the recipe itself is raised, never taken for a variant
+    that does not apply.
+    """
+    method, seed = next(iter(recipe.methods.values())), design_seeds(recipe)[0]
+    recipe.config_for(method, seed, False, label=f"protocol {variant.name}")
+    try:
+        recipe.config_for(method, seed, False, label=f"protocol {variant.name}", **variant.overrides)
+    except ConfigError:
+        return False
+    return True
 
 
 def protocol_methods(recipe: Recipe) -> list[str]:
