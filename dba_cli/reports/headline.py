@@ -97,10 +97,13 @@ class Sensitivity:
         return max(max(k) for k in self.cells) if self.cells else 0
 
 
-def ranked_runs(results_dir: Path, recipe: str, family: str, tuned: list[dict]) -> dict[int, list[dict]]:
-    """A family's best settings on the reported seeds: rank 1 the tuned method's runs, ranks 2.. `dba tune`'s runners-up."""
+def ranked_runs(results_dir: Path, recipe: str, family: str, tuned: list[dict], group: str = TUNE_GROUP) -> dict[int, list[dict]]:
+    """A family's best settings on the reported seeds: rank 1 the tuned method's runs, ranks 2.. `dba tune`'s runners-up.
+
+    `group` is the tuning's folder (tune/, or tune-holdout/ for the holdout variant): each variant ranks its own runners-up.
+    """
     found = {1: tuned} if tuned else {}
-    folder = Path(results_dir) / TUNE_GROUP / recipe / "top"
+    folder = Path(results_dir) / group / recipe / "top"
     for path, document in finished_results(folder, f"{recipe}/{family}-top*/seed-*.json"):
         rank = path.parent.name.removeprefix(f"{family}-top")
         if rank.isdigit() and declaration().governs(document):
@@ -108,10 +111,12 @@ def ranked_runs(results_dir: Path, recipe: str, family: str, tuned: list[dict]) 
     return found
 
 
-def sensitivity(results_dir: Path, recipe: str, dba: tuple[str, list[dict]], base: tuple[str, list[dict]]) -> Sensitivity | None:
+def sensitivity(
+    results_dir: Path, recipe: str, dba: tuple[str, list[dict]], base: tuple[str, list[dict]], group: str = TUNE_GROUP
+) -> Sensitivity | None:
     """DBA minus a baseline for every pair of their top settings (families named by their `-tuned` runs)."""
-    dba_runs = ranked_runs(results_dir, recipe, dba[0].removesuffix("-tuned"), dba[1])
-    base_runs = ranked_runs(results_dir, recipe, base[0].removesuffix("-tuned"), base[1])
+    dba_runs = ranked_runs(results_dir, recipe, dba[0].removesuffix("-tuned"), dba[1], group)
+    base_runs = ranked_runs(results_dir, recipe, base[0].removesuffix("-tuned"), base[1], group)
     cells = {}
     for i, a in dba_runs.items():
         for j, b in base_runs.items():

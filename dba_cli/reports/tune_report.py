@@ -58,6 +58,7 @@ def failure_text(documents: list[dict]) -> str:
 
 
 def validation_text(entry: Scored) -> str:
+    """The ranking score (the declared mean − k sd of the validation accuracies), the number the ranking sorts on."""
     values = tune.val_accuracies(entry)
     return f"{-entry.key[0]:.2f}" if values else "–"
 
@@ -111,7 +112,8 @@ def tune_report(recipe: Recipe, results_dir: Path, command: str, smoke: bool = F
     missing = [entry for entry in scored if not entry.documents]
     every += [[entry.candidate.family, "–", describe_candidate(recipe, entry), "–", "not run"] for entry in missing]
     lines += ["", "## Every candidate, best first within its family", "",
-              markdown_table(["family", "rank", "setting", "validation % (mean)", "per tuning seed"], every, "lrlrl")]
+              markdown_table(["family", "rank", "setting", f"score (mean − {declaration().ranking.k:g} sd)", "validation % per tuning run"],
+                             every, "lrlrl")]
     return "\n".join(lines) + "\n"
 
 
@@ -126,7 +128,7 @@ def sensitivity_section(
     if not dba or best is None or best not in baselines:
         return lines + ["Not run yet: needs the reruns of the tuned DBA and baselines."]
     _, headline = paired(tuned[dba[0]], baselines[best])
-    found = sensitivity(results_dir, recipe.name, (dba[0], tuned[dba[0]]), (best, baselines[best]))
+    found = sensitivity(results_dir, recipe.name, (dba[0], tuned[dba[0]]), (best, baselines[best]), tune.group(recipe, variant))
     lines.append(
         f"The comparator is {best}, the tuned baseline family whose chosen setting ranks best on the tuning runs "
         f"(fixed before any reported seed ran). Headline: {dba[0]} − {best} = {f'{headline.mean:+.2f} points' if headline.n else '–'} "
