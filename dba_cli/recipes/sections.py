@@ -156,7 +156,7 @@ class Search(Strict):
         return found
 
     def budget_text(self) -> str:
-        """"36 / 36 / 36 settings per family (sgd, adam, dba); tuning seeds 100–104"."""
+        """E.g. "48 / 48 / 48 settings per family (sgd, adam, dba); tuning seeds 100–104": each family's grid size, shared axes included."""
         sizes = " / ".join(str(grid_size(self.axes(name))) for name in self.families)
         seeds = declaration().seeds.tuning.text()
         return f"{sizes} settings per family ({', '.join(self.families)}); tuning seeds {seeds}"
