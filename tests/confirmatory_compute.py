@@ -161,6 +161,14 @@ def train_images(config) -> int:
     return subset - (fold_size(subset, config.folds, config.fold) if config.folds else 0)
 
 
+def whole_subset(training: int, folds: int, fold: int) -> int:
+    """A fold run's whole subset from the training images its file records (subset_size: the subset less its fold)."""
+    if not folds:
+        return training
+    return next(whole for whole in range(training, 2 * training + folds + 1)
+                if whole - fold_size(whole, folds, fold) == training)
+
+
 class Recorded:
     """A committed result as the cost model reads it (its config as attributes, for validation_images)."""
 
@@ -171,6 +179,7 @@ class Recorded:
         self.architecture = config.get("architecture", "mlp")  # a result file leaves defaults out
         self.folds, self.fold = config.get("folds") or 0, config.get("fold") or 0
         self.validation_size = config.get("validation_size") or 0
+        self.subset_size = whole_subset(document["subset_size"], self.folds, self.fold)
         self.epochs = len(document["history"])
         self.evaluations = sum(1 for record in document["history"] if record["test_accuracy"] is not None)
         self.steps = self.epochs * math.ceil(document["subset_size"] / self.batch)  # subset_size: the training images
