@@ -162,7 +162,11 @@ def train_images(config) -> int:
 
 
 def whole_subset(training: int, folds: int, fold: int) -> int:
-    """A fold run's whole subset from the training images its file records (subset_size: the subset less its fold)."""
+    """A fold run's whole subset from the training images its file records (subset_size: the subset less its fold).
+
+    Two subset sizes can leave the same training images (600 and 601 both leave 480 with fold 0 of 5): the smaller
+    is taken, which is every packaged recipe's; the other would move the cost model's validation images by one.
+    """
     if not folds:
         return training
     return next(whole for whole in range(training, 2 * training + folds + 1)
